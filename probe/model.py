@@ -1,0 +1,290 @@
+"""The probe's vocabulary: test list targets, observations, verdicts.
+
+Everything here is a frozen dataclass or an enum from the standard library,
+so that the live checks, the pcap replay and the classifier all speak the
+same types and nothing in this module can touch the network.
+
+Times in observations are seconds (float) relative to the run's zero time,
+like OONI's ``t0``/``t``: they are comparable within a report, and they do
+not leak the wall clock of every single step.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Failure(enum.StrEnum):
+    """The closed vocabulary of failure strings.
+
+    Names follow OONI's netxlite where one exists, so that analysts can
+    compare our reports with OONI measurements. Every exception a check
+    can meet is mapped to one of these in exactly one place
+    (``probe.net.errors``); nothing else may appear in a report.
+    """
+
+    # Our guard: the destination is outside PROBE_ALLOW_NETWORKS.
+    ADDRESS_NOT_ALLOWED = "address_not_allowed"
+    GENERIC_TIMEOUT = "generic_timeout_error"
+    CONNECTION_REFUSED = "connection_refused"
+    CONNECTION_RESET = "connection_reset"
+    CONNECTION_ABORTED = "connection_aborted"
+    HOST_UNREACHABLE = "host_unreachable"
+    NETWORK_UNREACHABLE = "network_unreachable"
+    EOF = "eof_error"
+    DNS_NXDOMAIN = "dns_nxdomain_error"
+    DNS_NO_ANSWER = "dns_no_answer"
+    DNS_REFUSED = "dns_refused_error"
+    DNS_SERVFAIL = "dns_servfail_error"
+    DNS_SERVER_MISBEHAVING = "dns_server_misbehaving"
+    # No usable resolver at all (empty /etc/resolv.conf, bad --resolver).
+    DNS_NO_RESOLVER = "dns_no_resolver"
+    SSL_INVALID_HOSTNAME = "ssl_invalid_hostname"
+    SSL_UNKNOWN_AUTHORITY = "ssl_unknown_authority"
+    SSL_INVALID_CERTIFICATE = "ssl_invalid_certificate"
+    SSL_FAILED_HANDSHAKE = "ssl_failed_handshake"
+    HTTP_INVALID_RESPONSE = "http_invalid_response"
+    HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
+    # The run's wall-time budget ran out before this check could finish.
+    RUN_DEADLINE = "run_deadline_exceeded"
+    UNKNOWN = "unknown_failure"
+
+
+class Verdict(enum.StrEnum):
+    REACHABLE = "reachable"
+    BLOCKED = "blocked"
+    DEGRADED = "degraded"
+    INCONCLUSIVE = "inconclusive"
+
+
+class TargetKind(enum.StrEnum):
+    DNS = "dns"
+    TCP = "tcp"
+    TLS = "tls"
+    HTTP = "http"
+    HTTPS = "https"
+
+
+# --------------------------------------------------------------------------
+# Test lists
+
+
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    """What a list author expects, dated, so stale ones can be spotted.
+
+    ``prefixes`` are CIDR strings (e.g. the operator's announced ranges);
+    an answer inside them is never treated as a bogon or as unexpected.
+    """
+
+    prefixes: tuple[str, ...] = ()
+    asn: int | None = None
+    certificate_name: str | None = None
+    status: tuple[int, ...] = ()
+    body_contains: str | None = None
+    checked: str | None = None  # ISO date the expectation was last confirmed
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One endpoint to measure.
+
+    ``id`` is stable across runs (derived from kind, host, port and path
+    unless the list names it), so ``probe diff`` can line targets up.
+    Only the fields that make sense for ``kind`` are set; the test list
+    loader guarantees that.
+    """
+
+    id: str
+    kind: TargetKind
+    host: str
+    port: int | None = None
+    rtype: str = "A"  # DNS record type for kind == dns
+    sni: str | None = None  # TLS server name; defaults to host
+    alpn: tuple[str, ...] = ()
+    url: str | None = None  # for http/https
+    method: str = "GET"
+    expect: Expectations = field(default_factory=Expectations)
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    id: str
+    name: str
+    description: str
+    targets: tuple[Target, ...]
+    source: str | None = None  # where the endpoints come from, for reviewers
+
+
+@dataclass(frozen=True, slots=True)
+class TestList:
+    name: str
+    version: str
+    description: str
+    updated: str
+    features: tuple[Feature, ...]
+    # Controls: names that should work from anywhere. When they fail the
+    # same way as the targets, the network (not a censor) is the suspect.
+    controls: tuple[Target, ...]
+    sha256: str  # of the list file's bytes, so reports pin what was run
+    path: str
+
+
+# --------------------------------------------------------------------------
+# Observations: facts only, one per network operation.
+
+
+@dataclass(frozen=True, slots=True)
+class DNSAnswer:
+    rtype: str  # "A", "AAAA", "CNAME" ...
+    data: str  # address or target name, in presentation format
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class DNSResponse:
+    """One response received for a query. Injection shows as several."""
+
+    t: float
+    rcode: str  # "NOERROR", "NXDOMAIN", ...
+    answers: tuple[DNSAnswer, ...]
+    # Packet-level facts only replay can see (IP TTL and ID of the
+    # response); forged answers often differ from the real one here.
+    ip_ttl: int | None = None
+    ip_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DNSObservation:
+    query: str
+    rtype: str
+    resolver: str  # "system", "udp://ADDR:53", "tcp://...", "https://..."
+    t0: float
+    t: float
+    failure: Failure | None
+    responses: tuple[DNSResponse, ...] = ()
+    kind: str = "dns"
+
+    def addresses(self) -> tuple[str, ...]:
+        """A/AAAA data of the first response, the one a stub would use."""
+        if not self.responses:
+            return ()
+        return tuple(
+            a.data for a in self.responses[0].answers if a.rtype in ("A", "AAAA")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TCPObservation:
+    address: str
+    port: int
+    t0: float
+    t: float
+    failure: Failure | None
+    kind: str = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    sha256: str  # hex fingerprint of the DER bytes
+    subject: str
+    issuer: str
+    not_before: str  # RFC 3339
+    not_after: str
+    names: tuple[str, ...]  # subjectAltName DNS entries
+
+
+@dataclass(frozen=True, slots=True)
+class TLSObservation:
+    address: str
+    port: int
+    sni: str
+    alpn_offered: tuple[str, ...]
+    t0: float
+    t: float
+    failure: Failure | None
+    version: str | None = None  # "TLSv1.3"
+    cipher: str | None = None
+    alpn: str | None = None
+    # Chain as presented by the server, leaf first. Recorded also when
+    # verification failed: the certificate is the evidence of interception.
+    certificates: tuple[Certificate, ...] = ()
+    verified: bool = False
+    kind: str = "tls"
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPHop:
+    """One request/response in a redirect chain."""
+
+    url: str
+    status: int
+    location: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPObservation:
+    url: str
+    method: str
+    address: str | None  # the server address the request went to
+    t0: float
+    t: float
+    failure: Failure | None
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # scrubbed of IP addresses
+    body_length: int | None = None
+    body_sha256: str | None = None
+    body_truncated: bool = False
+    title: str | None = None
+    redirects: tuple[HTTPHop, ...] = ()
+    kind: str = "http"
+
+
+Observation = DNSObservation | TCPObservation | TLSObservation | HTTPObservation
+
+
+# --------------------------------------------------------------------------
+# Verdicts
+
+
+@dataclass(frozen=True, slots=True)
+class TargetVerdict:
+    """A target's verdict with the method and the observations behind it.
+
+    ``evidence`` holds indices into the target's observation list.
+    ``reason`` says in words why (mandatory for inconclusive).
+    """
+
+    verdict: Verdict
+    method: str
+    reason: str
+    evidence: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureVerdict:
+    verdict: Verdict
+    method: str
+    reason: str
+    reachable: int  # targets reachable
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    """Everything measured and concluded for one target."""
+
+    target: Target
+    feature: str  # feature id, or "controls"
+    observations: tuple[Observation, ...]
+    verdict: TargetVerdict
+
+
+@dataclass(frozen=True, slots=True)
+class ControlStatus:
+    """What the control targets say about the network itself."""
+
+    dns_ok: bool  # some control name resolved
+    connect_ok: bool  # some control endpoint completed TCP (and TLS if asked)
+    reason: str
