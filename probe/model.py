@@ -238,6 +238,10 @@ class HTTPObservation:
     body_truncated: bool = False
     title: str | None = None
     redirects: tuple[HTTPHop, ...] = ()
+    # Whether the target's expect.body_contains occurs in the body that was
+    # read (None: no such expectation, or not checked). The body itself is
+    # not kept, so the check that needs it must record its outcome here.
+    body_contains_found: bool | None = None
     kind: str = "http"
 
 

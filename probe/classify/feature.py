@@ -1,0 +1,52 @@
+"""A feature's verdict from its targets' verdicts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from probe.classify.methods import Method, most_common, plural, tally
+from probe.model import FeatureVerdict, TargetVerdict, Verdict
+
+
+def classify_feature(verdicts: Sequence[TargetVerdict]) -> FeatureVerdict:
+    """Aggregate target verdicts (docs/classification.md, "Features").
+
+    Inconclusive targets are set aside when others give evidence; a mix of
+    working and failing endpoints is ``degraded`` with method ``partial``
+    (WhatsApp text working while media failed, China 2017).
+    """
+    total = len(verdicts)
+    if not verdicts:
+        return FeatureVerdict(
+            Verdict.INCONCLUSIVE, Method.NOT_MEASURED, "the feature has no targets", 0, 0
+        )
+    counts = Counter(v.verdict for v in verdicts)
+    reachable = counts[Verdict.REACHABLE]
+    failing = [v for v in verdicts if v.verdict in (Verdict.BLOCKED, Verdict.DEGRADED)]
+    ignored = counts[Verdict.INCONCLUSIVE]
+    aside = f"; {ignored} inconclusive set aside" if ignored and ignored < total else ""
+
+    if not reachable and not failing:
+        reason = most_common(v.reason for v in verdicts)
+        method = most_common(v.method for v in verdicts)
+        return FeatureVerdict(
+            Verdict.INCONCLUSIVE, method, f"all {total} targets inconclusive: {reason}", 0, total
+        )
+    measured = reachable + len(failing)
+    summary = f"{reachable}/{measured} targets reachable"
+    if not failing:
+        return FeatureVerdict(Verdict.REACHABLE, Method.OK, summary + aside, reachable, total)
+    methods = tally(v.method for v in failing)
+    method = most_common(v.method for v in failing)
+    if reachable:
+        reason = f"{summary}; {plural(len(failing), 'target')} failing ({methods}){aside}"
+        return FeatureVerdict(Verdict.DEGRADED, Method.PARTIAL, reason, reachable, total)
+    if counts[Verdict.DEGRADED] == len(failing):
+        reason = f"every target only partly reachable ({methods}){aside}"
+        return FeatureVerdict(Verdict.DEGRADED, method, reason, 0, total)
+    if counts[Verdict.BLOCKED] == len(failing):
+        reason = f"{len(failing)}/{measured} targets blocked ({methods}){aside}"
+        return FeatureVerdict(Verdict.BLOCKED, method, reason, 0, total)
+    reason = f"some targets blocked, others partly reachable ({methods}){aside}"
+    return FeatureVerdict(Verdict.DEGRADED, Method.PARTIAL, reason, 0, total)

@@ -1,0 +1,131 @@
+"""One target's verdict: the stages in order, then the dead-network gate.
+
+The first stage that fails decides the method. A failure is only called
+``blocked`` when the controls show the network can do what the target
+could not (DESIGN.md: no false "blocked" on a dead network); positive
+evidence (a stage that passed, even partly) stands whatever the controls say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from probe.classify.connect import connect_stage
+from probe.classify.dns import dns_stage
+from probe.classify.http import http_stage
+from probe.classify.methods import Method, Outcome, Stage
+from probe.model import (
+    ControlStatus,
+    Failure,
+    Observation,
+    Target,
+    TargetKind,
+    TargetVerdict,
+    Verdict,
+)
+
+_NOT_ATTEMPTED = {
+    TargetKind.DNS: "no DNS lookup was made",
+    TargetKind.TCP: "no TCP connection was attempted",
+    TargetKind.TLS: "no TLS handshake was attempted",
+    TargetKind.HTTP: "no HTTP request was made",
+    TargetKind.HTTPS: "no HTTP request was made",
+}
+
+# Inconclusive whatever else was seen: the measurement itself is incomplete.
+_INCOMPLETE = (
+    (
+        Failure.ADDRESS_NOT_ALLOWED,
+        Method.ADDRESS_NOT_ALLOWED,
+        "the address guard (PROBE_ALLOW_NETWORKS) stopped a check",
+    ),
+    (
+        Failure.RUN_DEADLINE,
+        Method.RUN_DEADLINE,
+        "the run's time budget ran out before the checks finished",
+    ),
+)
+
+
+def classify_target(
+    target: Target, observations: Sequence[Observation], controls: ControlStatus
+) -> TargetVerdict:
+    observations = tuple(observations)
+    if not observations:
+        return TargetVerdict(Verdict.INCONCLUSIVE, Method.NOT_MEASURED, "nothing was measured")
+    for failure, method, reason in _INCOMPLETE:
+        hit = tuple(i for i, o in enumerate(observations) if o.failure is failure)
+        if hit:
+            return TargetVerdict(Verdict.INCONCLUSIVE, method, reason, hit)
+
+    dns = dns_stage(target, observations)
+    if dns.stage.outcome is Outcome.FAILED:
+        return _blocked(dns.stage, controls, needs_connect=False)
+    if target.kind is TargetKind.DNS:
+        if dns.stage.outcome is Outcome.ABSENT:
+            return _not_measured(target)
+        if dns.unexpected is not None:
+            stage = Stage(
+                Outcome.FAILED, Method.DNS_UNEXPECTED_ASN, dns.unexpected, dns.stage.evidence
+            )
+            return _blocked(stage, controls, needs_connect=False)
+        return _verdict(Verdict.REACHABLE, dns.stage)
+
+    connect = connect_stage(target, observations)
+    http = http_stage(target, observations)
+    for stage in (connect, http):
+        if stage.outcome is Outcome.FAILED:
+            if dns.unexpected is not None:
+                # The later failure corroborates the unexpected answers:
+                # the client was probably sent to the censor's address.
+                stage = Stage(
+                    Outcome.FAILED,
+                    Method.DNS_UNEXPECTED_ASN,
+                    f"{dns.unexpected}; then {stage.method}: {stage.reason}",
+                    dns.stage.evidence + stage.evidence,
+                )
+            return _blocked(stage, controls, needs_connect=True)
+
+    required = http if target.kind in (TargetKind.HTTP, TargetKind.HTTPS) else connect
+    if required.outcome is Outcome.ABSENT:
+        return _not_measured(target)
+    # A stale expectation must not make a false positive: the later stage
+    # succeeded, so the unexpected answers are only worth a mention.
+    note = f" (despite {dns.unexpected})" if dns.unexpected is not None else ""
+    evidence = dns.stage.evidence + connect.evidence + http.evidence
+    if connect.outcome is Outcome.PARTIAL:
+        return TargetVerdict(
+            Verdict.DEGRADED, connect.method, connect.reason + note, _sorted(evidence)
+        )
+    return TargetVerdict(Verdict.REACHABLE, Method.OK, required.reason + note, _sorted(evidence))
+
+
+def _blocked(stage: Stage, controls: ControlStatus, *, needs_connect: bool) -> TargetVerdict:
+    """``blocked``, unless the controls failed too.
+
+    A DNS-stage failure needs only working control names: a name that
+    fails while the control names resolve is about that name, even when
+    nothing connects. A later-stage failure needs both.
+    """
+    if not controls.dns_ok:
+        return _distrusted(stage, Method.RESOLVER_UNAVAILABLE, controls)
+    if needs_connect and not controls.connect_ok:
+        return _distrusted(stage, Method.NETWORK_UNAVAILABLE, controls)
+    return _verdict(Verdict.BLOCKED, stage)
+
+
+def _distrusted(stage: Stage, method: Method, controls: ControlStatus) -> TargetVerdict:
+    reason = f"would be {stage.method} ({stage.reason}); the controls say: {controls.reason}"
+    return TargetVerdict(Verdict.INCONCLUSIVE, method, reason, _sorted(stage.evidence))
+
+
+def _not_measured(target: Target) -> TargetVerdict:
+    return TargetVerdict(Verdict.INCONCLUSIVE, Method.NOT_MEASURED, _NOT_ATTEMPTED[target.kind])
+
+
+def _verdict(verdict: Verdict, stage: Stage) -> TargetVerdict:
+    return TargetVerdict(verdict, stage.method, stage.reason, _sorted(stage.evidence))
+
+
+def _sorted(evidence: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(sorted(set(evidence)))

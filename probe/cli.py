@@ -1,0 +1,260 @@
+"""Command line: argument parsing and wiring, nothing else.
+
+Exit codes (documented in the README):
+  0  ok (a run finished, a report is valid, two reports are the same)
+  1  verification failed, or a diff found changes
+  2  usage or input error (bad test list, bad report file, bad key file,
+     bad PROBE_ALLOW_NETWORKS, bad --resolver ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from probe import __version__, ui
+from probe.diff import diff_reports
+from probe.journal import Journal
+from probe.keys import KeyFileError, generate_key, key_info, load_or_create_key
+from probe.model import TargetResult, TestList
+from probe.net.clock import Clock
+from probe.net.dialer import Dialer
+from probe.net.dns import parse_resolver
+from probe.net.guard import AllowList
+from probe.net.plan import CheckSettings, Measurer
+from probe.net.tls import TrustStore
+from probe.report import ReportError, build_report, load_report, write_report_atomic, report_stem
+from probe.runner import RunOptions, run_testlist
+from probe.sign import sign_report, verify_file
+from probe.testlist import TestListError, default_testlists, load_testlist
+
+EXIT_OK = 0
+EXIT_FOUND = 1
+EXIT_INPUT = 2
+
+
+class InputError(Exception):
+    """A problem with what the user gave us: one line, exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (InputError, TestListError, ReportError, KeyFileError, ValueError) as exc:
+        ui.error(str(exc))
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        ui.error("interrupted; finished targets are kept in the journal next to the report")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="probe",
+        description="Measure which features of a service are reachable, blocked or "
+        "degraded from this network, and how; writes signed JSON reports.",
+        epilog="Exit codes: 0 ok; 1 verification failed or diff found changes; "
+        "2 usage or input error.",
+    )
+    parser.add_argument("--version", action="version", version=f"probe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="measure test lists and write signed reports",
+        description="Measure one or more test lists (default: the shipped lists) and "
+        "write one signed report per list. Set PROBE_ALLOW_NETWORKS (comma-separated "
+        "CIDRs) to refuse any other destination.",
+    )
+    run.add_argument("lists", nargs="*", metavar="LIST", help="test list YAML files")
+    run.add_argument(
+        "--resolver",
+        default="system",
+        help="system (default, from /etc/resolv.conf), udp://ADDR[:PORT], "
+        "tcp://ADDR[:PORT] or https://HOST/dns-query (DoH)",
+    )
+    run.add_argument("--ca-bundle", metavar="FILE", help="trust these CAs instead of the system store")
+    run.add_argument("--parallel", type=_positive_int, default=8, metavar="N", help="concurrent checks (default 8)")
+    run.add_argument("--max-time", type=float, default=600.0, metavar="SECONDS", help="wall-time budget per list (default 600)")
+    run.add_argument("--output-dir", type=Path, default=Path("results"), metavar="DIR", help="where reports go (default results/)")
+    run.add_argument("--seed", type=int, help="seed for the random target order (for reproducible runs)")
+    run.add_argument("--probe-asn", type=int, help="this network's ASN, if you know it (never your IP)")
+    run.add_argument("--probe-cc", help="this network's two-letter country code, if you know it")
+    output = run.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="print only the report paths")
+    output.add_argument("--json", action="store_true", help="print the reports as JSON on stdout")
+    run.set_defaults(handler=cmd_run)
+
+    verify = sub.add_parser(
+        "verify",
+        help="check a report's signature",
+        description="Check that a report is exactly as its signer wrote it. Exit 0 if "
+        "valid, 1 if not.",
+    )
+    verify.add_argument("reports", nargs="+", metavar="REPORT")
+    verify.add_argument("--key-id", help="also require this signer key id")
+    verify.set_defaults(handler=cmd_verify)
+
+    diff = sub.add_parser(
+        "diff",
+        help="compare two reports",
+        description="Show per feature and per target what changed between two "
+        "reports. Exit 0 if nothing changed, 1 if something did.",
+    )
+    diff.add_argument("before", type=Path)
+    diff.add_argument("after", type=Path)
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
+    diff.set_defaults(handler=cmd_diff)
+
+    keys = sub.add_parser("keys", help="show or generate the signing key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    show = keys_sub.add_parser("show", help="print the key id and public key (creates the key on first use)")
+    show.set_defaults(handler=cmd_keys_show)
+    gen = keys_sub.add_parser("generate", help="create a new signing key")
+    gen.add_argument("--force", action="store_true", help="replace an existing key")
+    gen.set_defaults(handler=cmd_keys_generate)
+
+    lists = sub.add_parser("lists", help="work with test lists")
+    lists_sub = lists.add_subparsers(dest="lists_command", required=True, metavar="ACTION")
+    validate = lists_sub.add_parser("validate", help="check test lists and report every error position")
+    validate.add_argument("lists", nargs="+", metavar="LIST")
+    validate.set_defaults(handler=cmd_lists_validate)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+# --------------------------------------------------------------------------
+# probe run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    paths = args.lists or [str(p) for p in default_testlists()]
+    testlists = [load_testlist(p) for p in paths]  # all errors before any traffic
+    if args.probe_cc is not None and not (len(args.probe_cc) == 2 and args.probe_cc.isalpha()):
+        raise InputError(f"--probe-cc: expected a two-letter country code, got {args.probe_cc!r}")
+    key = load_or_create_key()
+    allow = AllowList.from_env()
+    settings = CheckSettings(resolver=parse_resolver(args.resolver))
+    trust = TrustStore(args.ca_bundle)
+    options = RunOptions(parallel=args.parallel, max_time=args.max_time, seed=args.seed)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    show_progress = not (args.quiet or args.json)
+
+    for testlist in testlists:
+        report, path = _run_one(testlist, args, key, allow, settings, trust, options, show_progress)
+        if args.json:
+            ui.plain(json.dumps(report, ensure_ascii=False))
+        elif args.quiet:
+            ui.plain(str(path))
+        else:
+            ui.summary(report, str(path))
+    return EXIT_OK
+
+
+def _run_one(testlist: TestList, args, key, allow, settings, trust, options, show_progress):  # noqa: ANN001
+    clock = Clock()
+    started = datetime.now(UTC)
+    stem = report_stem(started, testlist.name)
+    journal = Journal.open(args.output_dir / f"{stem}.journal.jsonl")
+    measurer = Measurer(settings, Dialer(allow), clock, trust)
+    total = len(testlist.controls) + sum(len(f.targets) for f in testlist.features)
+
+    with ui.run_display(testlist.name, total, show_progress) as display:
+
+        def finished(result: TargetResult) -> None:
+            journal.append(result)
+            display.target_done(result)
+
+        result = asyncio.run(
+            run_testlist(testlist, measurer, options, on_result=finished, on_controls=display.controls_done)
+        )
+    finished_at = datetime.now(UTC)
+    report = build_report(
+        testlist=testlist,
+        results=result.targets,
+        controls=result.controls,
+        control_status=result.control_status,
+        features=result.features,
+        started=started,
+        finished=finished_at,
+        source={"kind": "live"},
+        probe_info={"asn": args.probe_asn, "cc": args.probe_cc.upper() if args.probe_cc else None},
+        config={
+            "resolver": args.resolver,
+            "parallel": options.parallel,
+            "max_time": options.max_time,
+            "timeouts": settings.timeouts(),
+        },
+    )
+    path = write_report_atomic(sign_report(report, key), args.output_dir, stem)
+    journal.close()
+    journal.remove()
+    return report, path
+
+
+# --------------------------------------------------------------------------
+# probe verify / diff / keys / lists
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for name in args.reports:
+        result = verify_file(Path(name), expected_key_id=args.key_id)
+        ui.verification(result.valid, result.key_id, result.reason, name)
+        if not result.valid:
+            status = EXIT_FOUND
+    return status
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    before = load_report(args.before)
+    after = load_report(args.after)
+    difference = diff_reports(before, after)
+    if args.json:
+        ui.plain(json.dumps(difference.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        ui.diff_table(difference.to_dict()["changes"], args.before.name, args.after.name)
+    return EXIT_FOUND if difference.changed else EXIT_OK
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    load_or_create_key()
+    ui.key_info(*key_info())
+    return EXIT_OK
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    generate_key(force=args.force)
+    ui.key_info(*key_info())
+    return EXIT_OK
+
+
+def cmd_lists_validate(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for path in args.lists:
+        try:
+            testlist = load_testlist(path)
+        except TestListError as exc:
+            ui.error(str(exc))
+            status = EXIT_INPUT
+            continue
+        count = sum(len(f.targets) for f in testlist.features)
+        ui.plain(f"{path}: ok ({len(testlist.features)} features, {count} targets, {len(testlist.controls)} controls)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

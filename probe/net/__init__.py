@@ -1,0 +1,1 @@
+"""Live checks: DNS, TCP, TLS and HTTP, every socket opened by one dialer."""

@@ -1,0 +1,406 @@
+"""The DNS check: one query, every response recorded.
+
+Resolvers are written as text (``--resolver``, test lists):
+
+* ``system``: the first ``nameserver`` of /etc/resolv.conf, over UDP
+  port 53 (one server, no search list: we measure a name, not a stub);
+* ``udp://ADDR[:PORT]`` and ``tcp://ADDR[:PORT]`` (ADDR an IP literal,
+  IPv6 in brackets when a port follows: ``udp://[2001:db8::53]:5353``);
+* ``https://HOST[:PORT]/PATH[@ADDR]``: DNS over HTTPS (RFC 8484, POST of
+  application/dns-message). HOST is the name in the certificate and the
+  Host header; when HOST is not an IP literal, ``@ADDR`` says where to
+  connect, because resolving the resolver's own name would need another
+  resolver: ``https://dns.example/dns-query@198.51.100.53``.
+
+Over UDP the check keeps listening for ``window`` seconds after the first
+response that matches the query: injectors race the real server with
+forged answers, and only the whole sequence tells that story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+from probe.model import DNSAnswer, DNSObservation, DNSResponse, Failure
+from probe.net.backend import DialerBackend, http_client
+from probe.net.clock import Clock
+from probe.net.dialer import Dialer, close_stream
+from probe.net.errors import CheckError, failure_from_exception
+from probe.net.trust import TrustStore
+
+RESOLV_CONF = "/etc/resolv.conf"
+# RFC 8484 section 6: the media type of a DNS message over HTTPS.
+DNS_MESSAGE = "application/dns-message"
+# The largest DNS message (a 16-bit length, RFC 1035 section 4.2.2).
+_MAX_MESSAGE = 65535
+# EDNS0 buffer size recommended by DNS flag day 2020: avoids fragments.
+_EDNS_PAYLOAD = 1232
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9.])?")
+
+_RCODE_FAILURES = {
+    "NXDOMAIN": Failure.DNS_NXDOMAIN,
+    "SERVFAIL": Failure.DNS_SERVFAIL,
+    "REFUSED": Failure.DNS_REFUSED,
+}
+
+
+class ResolverError(ValueError):
+    """A resolver string does not parse; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverSpec:
+    protocol: str  # "system", "udp", "tcp" or "https"
+    address: str | None = None  # IP literal to connect to; None for system
+    port: int = 53
+    host: str | None = None  # https: certificate name and Host header
+    path: str = "/dns-query"  # https only
+    resolv_conf: str = RESOLV_CONF  # system only
+
+    @property
+    def text(self) -> str:
+        """The canonical spelling, as recorded in observations."""
+        if self.protocol == "system":
+            return "system"
+        assert self.address is not None
+        if self.protocol == "https":
+            assert self.host is not None
+            port = "" if self.port == 443 else f":{self.port}"
+            bootstrap = "" if self.host == self.address else f"@{_bracket(self.address)}"
+            return f"https://{_bracket(self.host)}{port}{self.path}{bootstrap}"
+        return f"{self.protocol}://{_bracket(self.address)}:{self.port}"
+
+
+def parse_resolver(text: str) -> ResolverSpec:
+    """Parse a resolver string; ResolverError (a ValueError) if malformed."""
+    try:
+        return _parse_resolver(text.strip())
+    except ResolverError as exc:
+        raise ResolverError(f"invalid resolver {text!r}: {exc}") from None
+
+
+def _parse_resolver(text: str) -> ResolverSpec:
+    if text == "system":
+        return ResolverSpec("system")
+    protocol, separator, rest = text.partition("://")
+    if not separator or protocol not in ("udp", "tcp", "https"):
+        raise ResolverError(
+            "expected system, udp://ADDR[:PORT], tcp://ADDR[:PORT] "
+            "or https://HOST[:PORT]/PATH[@ADDR]"
+        )
+    if protocol != "https":
+        host, port = _host_port(rest, 53)
+        return ResolverSpec(protocol, _literal(host), port)
+    authority, slash, path = rest.partition("/")
+    if not slash:
+        raise ResolverError("a DoH URL needs a path, e.g. /dns-query")
+    path = "/" + path
+    bootstrap: str | None = None
+    if "@" in path:
+        path, _, bootstrap = path.rpartition("@")
+    host, port = _host_port(authority, 443)
+    if bootstrap is not None:
+        address = _literal(bootstrap.removeprefix("[").removesuffix("]"))
+    elif _is_literal(host):
+        address = host
+    else:
+        raise ResolverError(f"add @ADDR to say where {host} is (it is not resolved)")
+    if not _is_literal(host) and not _HOSTNAME.fullmatch(host):
+        raise ResolverError(f"{host!r} is not a host name")
+    return ResolverSpec("https", address, port, host=host, path=path)
+
+
+def _host_port(text: str, default: int) -> tuple[str, int]:
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ResolverError("unbalanced [ ] around an IPv6 address")
+        return host, _port(rest[1:]) if rest else default
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, _port(port)
+    return text, default  # no port, or a bare IPv6 literal
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise ResolverError(f"port {text!r} is not 1-65535")
+    return int(text)
+
+
+def _literal(text: str) -> str:
+    if not _is_literal(text):
+        raise ResolverError(f"{text!r} is not an IP address")
+    return str(ipaddress.ip_address(text))
+
+
+def _is_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+# --------------------------------------------------------------------------
+# The check
+
+
+async def resolve(
+    name: str,
+    rtype: str,
+    resolver: ResolverSpec,
+    dialer: Dialer,
+    clock: Clock,
+    timeout: float,
+    window: float,
+    *,
+    trust: TrustStore | None = None,
+) -> DNSObservation:
+    """Query ``name``/``rtype``; never raises for network trouble.
+
+    ``trust`` verifies a DoH server (default: the system store). A name
+    or type that cannot be put in a query is a caller's bug: ValueError.
+    """
+    query = _make_query(name, rtype, resolver)
+    t0 = clock.now()
+    responses: list[DNSResponse] = []
+    failure: Failure | None
+    try:
+        await _exchange(query, resolver, dialer, clock, timeout, window,
+                        trust or TrustStore(), responses)
+        failure = _failure(responses[0], dns.rdatatype.to_text(query.question[0].rdtype))
+    except Exception as exc:
+        failure = failure_from_exception(exc)
+    return DNSObservation(
+        query=name,
+        rtype=rtype,
+        resolver=resolver.text,
+        t0=t0,
+        t=clock.now(),
+        failure=failure,
+        responses=tuple(responses),
+    )
+
+
+def _make_query(name: str, rtype: str, resolver: ResolverSpec) -> dns.message.QueryMessage:
+    try:
+        query = dns.message.make_query(
+            name, dns.rdatatype.from_text(rtype), use_edns=0, payload=_EDNS_PAYLOAD
+        )
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"cannot query {name!r} {rtype}: {exc}") from None
+    if resolver.protocol == "https":
+        query.id = 0  # RFC 8484 section 4.1: ID 0 keeps answers cacheable
+    return query
+
+
+async def _exchange(
+    query: dns.message.QueryMessage,
+    resolver: ResolverSpec,
+    dialer: Dialer,
+    clock: Clock,
+    timeout: float,
+    window: float,
+    trust: TrustStore,
+    responses: list[DNSResponse],
+) -> None:
+    """Run the exchange, appending what arrives to ``responses``.
+
+    Returns with at least one response, or raises.
+    """
+
+    def record(message: dns.message.Message) -> None:
+        responses.append(_response(message, query, clock.now()))
+
+    if resolver.protocol in ("system", "udp"):
+        address, port = _udp_server(resolver)
+        await _udp(query, address, port, dialer, timeout, window, record)
+        return
+    async with asyncio.timeout(timeout):
+        if resolver.protocol == "tcp":
+            assert resolver.address is not None
+            message = await _tcp(query, resolver.address, resolver.port, dialer, timeout)
+        else:
+            message = await _https(query, resolver, dialer, timeout, trust)
+    record(message)
+
+
+def _udp_server(resolver: ResolverSpec) -> tuple[str, int]:
+    if resolver.protocol == "udp":
+        assert resolver.address is not None
+        return resolver.address, resolver.port
+    try:
+        # Reads the file only; dnspython sends nothing when configuring.
+        nameservers = dns.resolver.Resolver(filename=resolver.resolv_conf).nameservers
+    except dns.resolver.NoResolverConfiguration as exc:
+        raise CheckError(Failure.DNS_NO_RESOLVER, str(exc)) from None
+    return str(nameservers[0]), 53
+
+
+async def _udp(
+    query: dns.message.QueryMessage,
+    address: str,
+    port: int,
+    dialer: Dialer,
+    timeout: float,
+    window: float,
+    record: Callable[[dns.message.Message], None],
+) -> None:
+    loop = asyncio.get_running_loop()
+    endpoint = await dialer.open_udp(address, port)
+    first: dns.message.Message | None = None
+    ignored = False  # something arrived that was not an answer to us
+    try:
+        endpoint.send(query.to_wire())
+        deadline = loop.time() + timeout
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                data = await endpoint.recv(remaining)
+            except TimeoutError:
+                break
+            except OSError:
+                if first is not None:
+                    break  # an ICMP error after an answer changes nothing
+                raise
+            message = _parse(data, query)
+            if message is None:
+                ignored = True
+                continue
+            record(message)
+            if first is None:
+                first = message
+                deadline = loop.time() + window
+    finally:
+        endpoint.close()
+    if first is None:
+        if ignored:
+            raise CheckError(Failure.DNS_SERVER_MISBEHAVING, "no valid response")
+        raise TimeoutError(f"no response from {address} in {timeout} s")
+
+
+async def _tcp(
+    query: dns.message.QueryMessage, address: str, port: int, dialer: Dialer, timeout: float
+) -> dns.message.Message:
+    reader, writer = await dialer.open_tcp(address, port, timeout)
+    try:
+        wire = query.to_wire()
+        # RFC 1035 section 4.2.2 / RFC 7766: a two-byte length prefix.
+        writer.write(len(wire).to_bytes(2, "big") + wire)
+        await writer.drain()
+        length = int.from_bytes(await reader.readexactly(2), "big")
+        return _expect(await reader.readexactly(length), query)
+    finally:
+        await close_stream(writer)
+
+
+async def _https(
+    query: dns.message.QueryMessage,
+    resolver: ResolverSpec,
+    dialer: Dialer,
+    timeout: float,
+    trust: TrustStore,
+) -> dns.message.Message:
+    assert resolver.address is not None and resolver.host is not None
+    # The URL carries the address we were told to use; the name goes in
+    # the Host header and SNI, and the certificate is checked against it.
+    url = f"https://{_bracket(resolver.address)}:{resolver.port}{resolver.path}"
+    port = "" if resolver.port == 443 else f":{resolver.port}"
+    headers = {
+        "host": _bracket(resolver.host) + port,
+        "content-type": DNS_MESSAGE,
+        "accept": DNS_MESSAGE,
+    }
+    async with http_client(DialerBackend(dialer, None), trust.context(), timeout) as client:
+        async with client.stream(
+            "POST", url, content=query.to_wire(), headers=headers,
+            extensions={"sni_hostname": resolver.host},
+        ) as response:
+            if response.status_code != 200:
+                raise CheckError(Failure.DNS_SERVER_MISBEHAVING,
+                                 f"DoH status {response.status_code}")
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > _MAX_MESSAGE:
+                    raise CheckError(Failure.DNS_SERVER_MISBEHAVING, "DoH body too long")
+    return _expect(bytes(body), query)
+
+
+def _parse(data: bytes, query: dns.message.QueryMessage) -> dns.message.Message | None:
+    """The response to ``query`` in ``data``; None for anything else."""
+    try:
+        message = dns.message.from_wire(data)
+    except (dns.exception.DNSException, ValueError):
+        return None
+    # Same ID, QR set, same question (dnspython's Message.is_response).
+    return message if query.is_response(message) else None
+
+
+def _expect(data: bytes, query: dns.message.QueryMessage) -> dns.message.Message:
+    message = _parse(data, query)
+    if message is None:
+        raise CheckError(Failure.DNS_SERVER_MISBEHAVING, "not a response to our query")
+    return message
+
+
+def _response(message: dns.message.Message, query: dns.message.QueryMessage,
+              t: float) -> DNSResponse:
+    question = query.question[0]
+    return DNSResponse(
+        t=t,
+        rcode=dns.rcode.to_text(message.rcode()),
+        answers=_answers(message, question.name, question.rdtype),
+    )
+
+
+def _answers(
+    message: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
+) -> tuple[DNSAnswer, ...]:
+    """The answer to (name, rdtype), following CNAMEs (RFC 1034 section 3.6.2).
+
+    Records off the chain are not part of the answer a stub would use,
+    so they are left out; a CNAME loop ends when a name repeats.
+    """
+    answers: list[DNSAnswer] = []
+    seen: set[dns.name.Name] = set()
+    while name not in seen:
+        seen.add(name)
+        rrset = message.get_rrset(message.answer, name, dns.rdataclass.IN, rdtype)
+        if rrset is not None:
+            kind = dns.rdatatype.to_text(rdtype)
+            answers += [DNSAnswer(kind, rdata.to_text(), rrset.ttl) for rdata in rrset]
+            break
+        cname = message.get_rrset(message.answer, name, dns.rdataclass.IN,
+                                  dns.rdatatype.CNAME)
+        if cname is None:
+            break
+        target = cname[0].target
+        answers.append(DNSAnswer("CNAME", target.to_text(), cname.ttl))
+        name = target
+    return tuple(answers)
+
+
+def _failure(first: DNSResponse, asked: str) -> Failure | None:
+    """The failure a stub resolver would report for the first response."""
+    if first.rcode in _RCODE_FAILURES:
+        return _RCODE_FAILURES[first.rcode]
+    if first.rcode != "NOERROR":
+        return Failure.DNS_SERVER_MISBEHAVING
+    return None if any(a.rtype == asked for a in first.answers) else Failure.DNS_NO_ANSWER

@@ -1,0 +1,160 @@
+"""Everything the user sees on a terminal. The only module that imports rich.
+
+The rest of the probe hands plain data (report dicts, diff objects,
+verification results) to the functions here; scripts use ``--json`` and
+``--quiet`` instead, which bypass rich entirely.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from probe.model import ControlStatus, TargetResult
+
+VERDICT_STYLE = {
+    "reachable": "bold green",
+    "blocked": "bold red",
+    "degraded": "bold yellow",
+    "inconclusive": "bold blue",
+}
+
+stdout = Console(highlight=False)
+stderr = Console(stderr=True, highlight=False)
+
+
+def error(message: str) -> None:
+    """One line on stderr, never a traceback."""
+    stderr.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+
+
+def warning(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+def plain(message: str) -> None:
+    # Plain print so that paths and JSON are never re-styled or wrapped.
+    print(message)
+
+
+def _verdict(text: str) -> str:
+    return f"[{VERDICT_STYLE.get(text, '')}]{text}[/]"
+
+
+class RunDisplay:
+    """Progress for one test list: targets done / total and elapsed time."""
+
+    def __init__(self, progress: Progress | None, task_id: int | None) -> None:
+        self._progress = progress
+        self._task_id = task_id
+
+    def controls_done(self, status: ControlStatus) -> None:
+        if self._progress is None:
+            return
+        style = "green" if status.dns_ok and status.connect_ok else "yellow"
+        self._progress.console.print(f"[{style}]controls:[/] {status.reason}")
+
+    def target_done(self, result: TargetResult) -> None:
+        if self._progress is None or self._task_id is None:
+            return
+        self._progress.advance(self._task_id)
+        if result.verdict.verdict != "reachable":
+            self._progress.update(
+                self._task_id,
+                description=f"{result.target.id} {_verdict(result.verdict.verdict)}",
+            )
+
+
+@contextmanager
+def run_display(list_name: str, total: int, enabled: bool) -> Iterator[RunDisplay]:
+    if not enabled:
+        yield RunDisplay(None, None)
+        return
+    progress = Progress(
+        TextColumn(f"[bold]{list_name}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=stderr,
+        transient=False,
+    )
+    with progress:
+        task_id = progress.add_task("", total=total)
+        yield RunDisplay(progress, task_id)
+
+
+def summary(report: Mapping[str, Any], path: str) -> None:
+    """Per feature: verdict in colour, method, endpoints reachable."""
+    table = Table(
+        title=f"{report['testlist']['name']}: {report['controls']['status']['reason']}",
+        title_justify="left",
+    )
+    table.add_column("feature")
+    table.add_column("verdict")
+    table.add_column("method")
+    table.add_column("reachable", justify="right")
+    table.add_column("why")
+    for feature in report["features"]:
+        table.add_row(
+            feature["name"],
+            _verdict(feature["verdict"]),
+            feature["method"],
+            f"{feature['reachable']}/{feature['total']}",
+            feature["reason"],
+        )
+    stdout.print(table)
+    stdout.print(f"report: [bold]{path}[/]", soft_wrap=True)
+
+
+def verification(valid: bool, key_id: str | None, reason: str, path: str) -> None:
+    if valid:
+        stdout.print(f"[bold green]valid[/] {path} (key {key_id})", soft_wrap=True)
+    else:
+        key = f" (key {key_id})" if key_id else ""
+        stdout.print(f"[bold red]invalid[/] {path}{key}: {reason}", soft_wrap=True)
+
+
+def diff_table(changes: list[Mapping[str, Any]], a_name: str, b_name: str) -> None:
+    if not changes:
+        stdout.print(f"no changes between {a_name} and {b_name}", soft_wrap=True)
+        return
+    table = Table(title=f"{a_name} → {b_name}", title_justify="left")
+    table.add_column("scope")
+    table.add_column("id")
+    table.add_column("before")
+    table.add_column("after")
+    for change in changes:
+        table.add_row(
+            change["scope"],
+            change["id"],
+            _describe(change.get("before")),
+            _describe(change.get("after")),
+        )
+    stdout.print(table)
+
+
+def _describe(side: Mapping[str, Any] | None) -> str:
+    if side is None:
+        return "[dim]absent[/]"
+    return f"{_verdict(side['verdict'])} {side['method']}"
+
+
+def key_info(key_id: str, public_key: str, path: str) -> None:
+    stdout.print(f"key id:     {key_id}\npublic key: {public_key}\nfile:       {path}", soft_wrap=True)
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()
