@@ -425,6 +425,17 @@ def test_dead_route_is_never_blocked() -> None:
                                                    Method.NETWORK_UNAVAILABLE)
 
 
+def test_guarded_resolver_on_a_dead_network_reads_resolver_unavailable() -> None:
+    # The machine's resolver is outside PROBE_ALLOW_NETWORKS, for the controls
+    # and the targets alike: the headline is the dead resolver.
+    controls = classify_controls([_dead(Failure.ADDRESS_NOT_ALLOWED)])
+    result = classify_target(target(TargetKind.TLS), (dns(failure=Failure.ADDRESS_NOT_ALLOWED),),
+                             controls)
+    assert (result.verdict, result.method) == (Verdict.INCONCLUSIVE, Method.RESOLVER_UNAVAILABLE)
+    assert "PROBE_ALLOW_NETWORKS" in result.reason
+    assert "the resolver is unavailable" in result.reason
+
+
 # ---------------------------------------------------------------------------
 # Controls
 

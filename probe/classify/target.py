@@ -56,6 +56,13 @@ def classify_target(
     for failure, method, reason in _INCOMPLETE:
         hit = tuple(i for i, o in enumerate(observations) if o.failure is failure)
         if hit:
+            # On a dead network the dead network is the headline: a user
+            # who set the guard on a machine with no route must read
+            # "resolver unavailable", not a detail of how it was stopped.
+            dead = _dead_network(controls)
+            if dead is not None:
+                reason = f"{reason}; the controls say: {controls.reason}"
+                return TargetVerdict(Verdict.INCONCLUSIVE, dead, reason, hit)
             return TargetVerdict(Verdict.INCONCLUSIVE, method, reason, hit)
 
     dns = dns_stage(target, observations)
@@ -107,11 +114,18 @@ def _blocked(stage: Stage, controls: ControlStatus, *, needs_connect: bool) -> T
     fails while the control names resolve is about that name, even when
     nothing connects. A later-stage failure needs both.
     """
-    if not controls.dns_ok:
-        return _distrusted(stage, Method.RESOLVER_UNAVAILABLE, controls)
-    if needs_connect and not controls.connect_ok:
-        return _distrusted(stage, Method.NETWORK_UNAVAILABLE, controls)
+    dead = _dead_network(controls, needs_connect=needs_connect)
+    if dead is not None:
+        return _distrusted(stage, dead, controls)
     return _verdict(Verdict.BLOCKED, stage)
+
+
+def _dead_network(controls: ControlStatus, *, needs_connect: bool = True) -> Method | None:
+    if not controls.dns_ok:
+        return Method.RESOLVER_UNAVAILABLE
+    if needs_connect and not controls.connect_ok:
+        return Method.NETWORK_UNAVAILABLE
+    return None
 
 
 def _distrusted(stage: Stage, method: Method, controls: ControlStatus) -> TargetVerdict:
