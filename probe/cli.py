@@ -199,10 +199,11 @@ def _run_one(testlist: TestList, args, key, allow, settings, trust, options, sho
             "timeouts": settings.timeouts(),
         },
     )
-    path = write_report_atomic(sign_report(report, key), args.output_dir, stem)
+    signed = sign_report(report, key)
+    path = write_report_atomic(signed, args.output_dir, stem)
     journal.close()
     journal.remove()
-    return report, path
+    return signed, path
 
 
 # --------------------------------------------------------------------------

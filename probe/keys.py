@@ -93,12 +93,14 @@ def key_info() -> KeyInfo:
 
 def _load(path: Path) -> SigningKey:
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # O_NONBLOCK: a FIFO planted at the key's name must not hang us; it
+        # changes nothing for the regular file we then insist on.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot open the signing key: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as file:
+    try:
         # fstat the open file, not the name, so the checked file is the read one.
-        info = os.fstat(file.fileno())
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise KeyFileError(f"{path}: the signing key is not a regular file")
         if info.st_mode & 0o077:
@@ -106,7 +108,9 @@ def _load(path: Path) -> SigningKey:
                 f"{path}: the signing key is accessible by group or others "
                 f"(mode {stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}"
             )
-        data = file.read(_MAX_KEY_FILE + 1)
+        data = os.read(fd, _MAX_KEY_FILE)
+    finally:
+        os.close(fd)
     try:
         key = load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -134,7 +138,11 @@ def _create(path: Path, replace: bool) -> SigningKey:
     temp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise _cannot_create(path, exc) from None
+    try:
+        with os.fdopen(fd, "wb") as file:
             os.fchmod(file.fileno(), 0o600)  # the umask may have cleared our own bits
             file.write(pem)
             file.flush()
@@ -147,7 +155,11 @@ def _create(path: Path, replace: bool) -> SigningKey:
     except FileExistsError:
         raise
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot create the signing key: {exc.strerror or exc}") from None
+        raise _cannot_create(path, exc) from None
     finally:
         temp.unlink(missing_ok=True)
     return key
+
+
+def _cannot_create(path: Path, exc: OSError) -> KeyFileError:
+    return KeyFileError(f"{path}: cannot create the signing key: {exc.strerror or exc}")

@@ -39,7 +39,6 @@ from probe.model import (
     HTTPObservation,
     Observation,
     Target,
-    TargetKind,
     TargetResult,
     TargetVerdict,
     TCPObservation,
@@ -59,7 +58,7 @@ _OBSERVATION_KINDS: dict[str, type[Observation]] = {
     _kind_of(cls): cls for cls in (DNSObservation, TCPObservation, TLSObservation, HTTPObservation)
 }
 
-# Members of a target result entry that belong to the target itself.
+# Target fields kept beside "spec" rather than inside it.
 _TARGET_HEAD = ("id", "kind")
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import archive_samples as samples
 from probe import model
-from probe.report import encode_report, write_report_atomic
+from probe.report import write_report_atomic
 from probe.sign import canonical_bytes, key_id_for, public_key_bytes, sign_report, verify_file, verify_report
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))

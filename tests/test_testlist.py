@@ -531,24 +531,19 @@ VALUES = st.recursive(
 
 def mostly(valid: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
     """Usually a plausible value, sometimes anything: gets past the early checks."""
-    return st.one_of(valid, valid, valid, VALUES)
+    return st.integers(0, 9).flatmap(lambda roll: VALUES if roll == 0 else valid)
 
 
 HOSTS = st.sampled_from(["a.example", "E1.whatsapp.net", "x_y.example", "127.0.0.1", "::1", "-bad", "a..b", ""])
-EXPECT = st.fixed_dictionaries(
-    {},
-    optional={
-        "prefixes": mostly(
-            st.sampled_from(["fb", "nope"])
-            | st.lists(st.sampled_from(["10.0.0.0/8", "10.0.0.1/8", "2a03:2880::/29", "x"]), max_size=3)
-        ),
-        "asn": mostly(st.integers(-1, 2**33)),
-        "checked": mostly(st.sampled_from(["2026-11-23", "2026-02-30"])),
-        "status": mostly(st.lists(st.integers(0, 700), max_size=3)),
-        "certificate_name": mostly(HOSTS | st.just("*.a.example")),
-        "body_contains": mostly(st.text(max_size=5)),
-    },
-)
+EXPECT_FIELDS = {
+    "prefixes": st.sampled_from(["fb", "nope"])
+    | st.lists(st.sampled_from(["10.0.0.0/8", "10.0.0.1/8", "2a03:2880::/29", "x"]), min_size=1, max_size=3),
+    "asn": st.integers(-1, 2**33),
+    "checked": st.sampled_from(["2026-11-23", "2026-02-30"]),
+    "status": st.lists(st.integers(0, 700), max_size=3),
+    "certificate_name": HOSTS | st.just("*.a.example"),
+    "body_contains": st.text(max_size=5),
+}
 TARGET_FIELDS = {
     "host": HOSTS,
     "port": st.integers(-1, 70000),
@@ -561,21 +556,52 @@ TARGET_FIELDS = {
     ]),
     "method": st.sampled_from(["GET", "HEAD", "POST"]),
     "id": st.sampled_from(["x", "control:y", "a b"]),
-    "expect": EXPECT,
 }
-TARGETS = mostly(
-    st.fixed_dictionaries(
-        {"kind": mostly(st.sampled_from(["dns", "tcp", "tls", "http", "https", "udp"]))},
-        optional={key: mostly(value) for key, value in TARGET_FIELDS.items()},
+# Per kind: (fields, expect fields). Mostly the ones that apply, so the fuzz
+# reaches the value checks; a stray key now and then tests the rejection.
+KINDS = {
+    "dns": ("host", "rtype"),
+    "tcp": ("host", "port"),
+    "tls": ("host", "port", "sni", "alpn", "certificate_name"),
+    "http": ("url", "method", "status", "body_contains"),
+    "https": ("url", "method", "status", "body_contains", "certificate_name"),
+    "udp": ("host", "port"),
+}
+
+
+def target_of(kind: str) -> st.SearchStrategy[object]:
+    fields = KINDS[kind]
+    expect = st.fixed_dictionaries(
+        {},
+        optional={key: mostly(EXPECT_FIELDS[key]) for key in ("prefixes", "asn", "checked", *fields) if key in EXPECT_FIELDS},
     )
-)
+    first = fields[0]
+    return st.fixed_dictionaries(
+        {"kind": st.just(kind), first: mostly(TARGET_FIELDS[first])},
+        optional={
+            **{key: mostly(TARGET_FIELDS[key]) for key in ("id", *fields[1:]) if key in TARGET_FIELDS},
+            "expect": mostly(expect),
+            "stray": mostly(st.sampled_from(["url", "sni"])),
+        },
+    )
+
+
+TARGETS = mostly(st.sampled_from(sorted(KINDS)).flatmap(target_of))
 TABLES = st.dictionaries(
-    st.sampled_from(["fb", "Bad Name"]),
+    st.sampled_from(["fb", "fb", "fb", "Bad Name"]),
     mostly(st.fixed_dictionaries(
-        {"cidrs": mostly(st.lists(st.sampled_from(["157.240.0.0/16", "::/0", "1.2.3.4/40"]), max_size=3))},
+        {"cidrs": mostly(st.lists(st.sampled_from(["157.240.0.0/16", "::/0", "1.2.3.4/40"]), min_size=1, max_size=3))},
         optional={"asn": mostly(st.integers(0, 10)), "checked": mostly(st.just("2026-11-23")), "source": VALUES},
     )),
     max_size=2,
+)
+FEATURES = st.fixed_dictionaries(
+    {
+        "id": mostly(st.sampled_from(["f", "g", "h", "i"])),
+        "name": mostly(st.just("F")),
+        "targets": mostly(st.lists(TARGETS, min_size=1, max_size=4)),
+    },
+    optional={"source": SCALARS},
 )
 DOCUMENTS = mostly(
     st.fixed_dictionaries(
@@ -583,20 +609,11 @@ DOCUMENTS = mostly(
             "name": mostly(st.just("t")),
             "version": mostly(st.just("1")),
             "updated": mostly(st.just("2026-11-23")),
-            "features": mostly(st.lists(
-                mostly(st.fixed_dictionaries(
-                    {
-                        "id": mostly(st.sampled_from(["f", "g", "controls", "Bad"])),
-                        "name": mostly(st.just("F")),
-                        "targets": mostly(st.lists(TARGETS, max_size=4)),
-                    },
-                    optional={"source": SCALARS, "extra": VALUES},
-                )),
-                max_size=3,
-            )),
+            "features": mostly(st.lists(mostly(FEATURES), min_size=1, max_size=3)),
         },
         optional={
-            "controls": mostly(st.lists(TARGETS, max_size=3) | st.sampled_from(["controls.yaml", "gone.yaml", "\x00"])),
+            "controls": mostly(st.lists(TARGETS, min_size=1, max_size=3))
+            | st.sampled_from(["controls.yaml", "gone.yaml", "\x00"]),
             "prefixes": mostly(TABLES),
         },
     )

@@ -14,7 +14,6 @@ httpcore pool (the same steps as httpx's transport, minus proxies).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import ssl
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -22,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 import httpcore
 import httpx
 
-from probe.net.dialer import Dialer, close_stream
+from probe.net.dialer import Dialer, close_stream, is_ip_literal
 
 Resolve = Callable[[str], Awaitable[str]]
 
@@ -89,10 +88,8 @@ class DialerBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
     async def _address(self, host: str) -> str:
-        try:
-            return str(ipaddress.ip_address(host))
-        except ValueError:
-            pass
+        if is_ip_literal(host):
+            return host
         if self._resolve is None:
             raise ValueError(f"no resolver for host {host!r}")
         return await self._resolve(host)

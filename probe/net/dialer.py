@@ -20,14 +20,34 @@ import socket
 
 from probe.net.guard import AllowList
 
+# Seconds a closing stream may take to flush before it is aborted.
+_CLOSE_GRACE = 1.0
+
 
 async def close_stream(writer: asyncio.StreamWriter) -> None:
-    """Close a stream; a connection that already broke is not news here."""
+    """Close a stream without waiting on a peer that stopped reading.
+
+    A connection that already broke is not news here: the check that
+    used it has recorded what it saw.
+    """
     writer.close()
     try:
-        await writer.wait_closed()
-    except OSError:
-        pass
+        await asyncio.wait_for(writer.wait_closed(), _CLOSE_GRACE)
+    except OSError:  # including TimeoutError
+        writer.transport.abort()
+
+
+def is_ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def url_host(host: str) -> str:
+    """``host`` as written in a URL: IPv6 literals in brackets (RFC 3986 3.2.2)."""
+    return f"[{host}]" if ":" in host else host
 
 
 class DatagramEndpoint:
@@ -94,12 +114,10 @@ class Dialer:
         return DatagramEndpoint(sock)
 
     def _socket(self, address: str, kind: socket.SocketKind) -> socket.socket:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            raise ValueError(f"the dialer takes IP literals, not {address!r}") from None
+        if not is_ip_literal(address):
+            raise ValueError(f"the dialer takes IP literals, not {address!r}")
         self._allow.check(address)
-        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sock = socket.socket(family, kind)
         sock.setblocking(False)
         return sock

@@ -36,7 +36,7 @@ import dns.resolver
 from probe.model import DNSAnswer, DNSObservation, DNSResponse, Failure
 from probe.net.backend import DialerBackend, http_client
 from probe.net.clock import Clock
-from probe.net.dialer import Dialer, close_stream
+from probe.net.dialer import Dialer, close_stream, is_ip_literal, url_host
 from probe.net.errors import CheckError, failure_from_exception
 from probe.net.trust import TrustStore
 
@@ -78,9 +78,9 @@ class ResolverSpec:
         if self.protocol == "https":
             assert self.host is not None
             port = "" if self.port == 443 else f":{self.port}"
-            bootstrap = "" if self.host == self.address else f"@{_bracket(self.address)}"
-            return f"https://{_bracket(self.host)}{port}{self.path}{bootstrap}"
-        return f"{self.protocol}://{_bracket(self.address)}:{self.port}"
+            bootstrap = "" if self.host == self.address else f"@{url_host(self.address)}"
+            return f"https://{url_host(self.host)}{port}{self.path}{bootstrap}"
+        return f"{self.protocol}://{url_host(self.address)}:{self.port}"
 
 
 def parse_resolver(text: str) -> ResolverSpec:
@@ -113,11 +113,11 @@ def _parse_resolver(text: str) -> ResolverSpec:
     host, port = _host_port(authority, 443)
     if bootstrap is not None:
         address = _literal(bootstrap.removeprefix("[").removesuffix("]"))
-    elif _is_literal(host):
+    elif is_ip_literal(host):
         address = host
     else:
         raise ResolverError(f"add @ADDR to say where {host} is (it is not resolved)")
-    if not _is_literal(host) and not _HOSTNAME.fullmatch(host):
+    if not is_ip_literal(host) and not _HOSTNAME.fullmatch(host):
         raise ResolverError(f"{host!r} is not a host name")
     return ResolverSpec("https", address, port, host=host, path=path)
 
@@ -141,21 +141,9 @@ def _port(text: str) -> int:
 
 
 def _literal(text: str) -> str:
-    if not _is_literal(text):
+    if not is_ip_literal(text):
         raise ResolverError(f"{text!r} is not an IP address")
     return str(ipaddress.ip_address(text))
-
-
-def _is_literal(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 # --------------------------------------------------------------------------
@@ -320,10 +308,10 @@ async def _https(
     assert resolver.address is not None and resolver.host is not None
     # The URL carries the address we were told to use; the name goes in
     # the Host header and SNI, and the certificate is checked against it.
-    url = f"https://{_bracket(resolver.address)}:{resolver.port}{resolver.path}"
+    url = f"https://{url_host(resolver.address)}:{resolver.port}{resolver.path}"
     port = "" if resolver.port == 443 else f":{resolver.port}"
     headers = {
-        "host": _bracket(resolver.host) + port,
+        "host": url_host(resolver.host) + port,
         "content-type": DNS_MESSAGE,
         "accept": DNS_MESSAGE,
     }

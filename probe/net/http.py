@@ -1,0 +1,177 @@
+"""The HTTP check: one request, its redirects followed by hand.
+
+Redirects are followed here, not by httpx, so that every hop is
+recorded (a block page often hides behind a redirect) and so that each
+new host is looked up by the caller's measured resolver rather than by
+the system's.
+
+Only facts that say what the server served are kept: status, headers,
+body length and hash, title. Every IP literal in them is scrubbed unless
+it is a server the check dialled (see ``probe.net.scrub``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+
+import httpx
+
+from probe.model import Failure, HTTPHop, HTTPObservation
+from probe.net.backend import DialerBackend, Resolve, http_client
+from probe.net.clock import Clock
+from probe.net.dialer import Dialer
+from probe.net.errors import CheckError, failure_from_exception
+from probe.net.scrub import scrub
+from probe.net.trust import TrustStore
+
+# Servers and middleboxes treat library user agents differently from
+# browsers; the probe measures what a volunteer's browser would get.
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+)
+_HEADERS = {
+    "user-agent": USER_AGENT,
+    "accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+    # Bytes as sent (RFC 9110 section 12.5.3): the hash does not depend on
+    # a decoder, and no compressed body can expand past body_cap.
+    "accept-encoding": "identity",
+}
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+# Characters of title kept; a cut must not leave half an address behind.
+_TITLE_MAX = 256
+_ADDRESS_CHARS = "0123456789abcdefABCDEF.:"
+
+
+@dataclass(slots=True)
+class _Final:
+    """What the last response said (mutable while it is being read)."""
+
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytearray = field(default_factory=bytearray)
+    truncated: bool = False
+    charset: str | None = None
+
+
+async def fetch(
+    url: str,
+    method: str,
+    address: str | None,
+    dialer: Dialer,
+    clock: Clock,
+    timeout: float,
+    trust: TrustStore,
+    body_cap: int = 1 << 20,
+    max_redirects: int = 5,
+    *,
+    resolve: Resolve,
+) -> HTTPObservation:
+    """Fetch ``url``; never raises for network trouble.
+
+    The URL's host goes to ``address`` when given (the address the DNS
+    check measured); any other host name, from a redirect or when
+    ``address`` is None, is looked up with ``resolve``. ``timeout``
+    bounds the whole exchange, redirects included.
+    """
+    t0 = clock.now()
+    # httpcore hands the backend the ASCII (IDNA) form of the host.
+    host = httpx.URL(url).raw_host.decode("ascii").lower()
+
+    async def address_for(name: str) -> str:
+        if address is not None and name.lower() == host:
+            return address
+        return await resolve(name)
+
+    backend = DialerBackend(dialer, address_for)
+    hops: list[HTTPHop] = []
+    final = _Final()
+    failure: Failure | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            async with http_client(backend, trust.context(), timeout) as client:
+                request = client.build_request(method, url, headers=_HEADERS)
+                await _follow(client, request, max_redirects, body_cap, hops, final)
+    except Exception as exc:
+        failure = failure_from_exception(exc)
+    t = clock.now()
+
+    # The servers we dialled are evidence; our own addresses never are.
+    keep = set(backend.addresses) - dialer.local_addresses
+    body = bytes(final.body)
+    received = final.status is not None and failure is None
+    return HTTPObservation(
+        url=url,
+        method=method,
+        address=backend.addresses[0] if backend.addresses else address,
+        t0=t0,
+        t=t,
+        failure=failure,
+        status=final.status,
+        headers=tuple((name, scrub(value, keep)) for name, value in final.headers),
+        body_length=len(body) if received else None,
+        body_sha256=hashlib.sha256(body).hexdigest() if received else None,
+        body_truncated=final.truncated,
+        title=_title(body, final.charset, keep) if received else None,
+        redirects=tuple(
+            HTTPHop(scrub(hop.url, keep), hop.status,
+                    None if hop.location is None else scrub(hop.location, keep))
+            for hop in hops
+        ),
+    )
+
+
+async def _follow(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    max_redirects: int,
+    body_cap: int,
+    hops: list[HTTPHop],
+    final: _Final,
+) -> None:
+    """Send ``request`` and its redirects, appending hops; fill ``final``."""
+    for _ in range(max_redirects + 1):
+        response = await client.send(request, stream=True)
+        try:
+            if response.next_request is None:
+                await _read(response, body_cap, final)
+                return
+            hops.append(
+                HTTPHop(str(request.url), response.status_code, response.headers["location"])
+            )
+            # httpx built the next request (RFC 9110 section 15.4: 303
+            # turns into GET, credentials dropped across origins).
+            request = response.next_request
+        finally:
+            await response.aclose()
+    raise CheckError(Failure.HTTP_TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects")
+
+
+async def _read(response: httpx.Response, body_cap: int, final: _Final) -> None:
+    final.status = response.status_code
+    final.headers = tuple(response.headers.multi_items())
+    final.charset = response.charset_encoding
+    async for chunk in response.aiter_raw():
+        room = body_cap - len(final.body)
+        final.body += chunk[:room]
+        if len(chunk) > room:
+            final.truncated = True
+            return
+
+
+def _title(body: bytes, charset: str | None, keep: set[str]) -> str | None:
+    match = _TITLE.search(body)
+    if match is None:
+        return None
+    try:
+        text = match.group(1).decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset name Python does not know
+        text = match.group(1).decode("utf-8", errors="replace")
+    text = " ".join(html.unescape(text).split())
+    if len(text) > _TITLE_MAX:
+        text = text[:_TITLE_MAX].rstrip(_ADDRESS_CHARS)
+    return scrub(text, keep)
