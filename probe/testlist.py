@@ -16,8 +16,9 @@ import hashlib
 import importlib.resources
 import ipaddress
 import re
+import socket
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,7 +29,13 @@ from yaml.reader import ReaderError
 
 from probe.model import Expectations, Feature, Target, TargetKind, TestList
 
-__all__ = ["TestListError", "default_controls_path", "load_testlist"]
+__all__ = [
+    "CONTROL_PREFIX",
+    "TestListError",
+    "default_controls_path",
+    "default_testlists",
+    "load_testlist",
+]
 
 
 class TestListError(Exception):
@@ -92,7 +99,10 @@ _KINDS = ", ".join(TargetKind)
 _RTYPES = ("A", "AAAA", "CNAME", "HTTPS", "MX", "NS", "SOA", "SVCB", "TXT")
 # Safe methods only (RFC 9110 section 9.2.1): probing must not change server state.
 _METHODS = ("GET", "HEAD", "OPTIONS")
+# 4-octet AS numbers (RFC 6793); AS 0 is reserved (RFC 7607).
+_ASN_MAX = 2**32 - 1
 _DEFAULT_PORTS = {TargetKind.HTTP: 80, TargetKind.HTTPS: 443, TargetKind.TLS: 443}
+# Control target ids start with this, so they never clash with a feature's.
 CONTROL_PREFIX = "control:"
 # TargetResult.feature uses this name for control targets.
 _RESERVED_FEATURE = "controls"
@@ -131,12 +141,8 @@ def load_testlist(path: str | Path) -> TestList:
     """
     shown = str(path)
     list_path = Path(path)
-    try:
-        data = list_path.read_bytes()
-    except OSError as exc:
-        raise TestListError(shown, 1, 1, f"cannot read file: {_os_reason(exc)}") from None
     doc = _Document(shown)
-    root = doc.parse(data)
+    data, root = doc.read(list_path)
     entries = doc.mapping(root, "a test list")
     doc.keys(root, entries, "a test list", _LIST_KEYS, _LIST_REQUIRED)
 
@@ -174,6 +180,12 @@ def default_controls_path() -> Path:
     return Path(__file__).resolve().parent.parent / "testlists" / "controls.yaml"
 
 
+def default_testlists() -> tuple[Path, ...]:
+    """The shipped test lists (what ``probe run`` measures when given none), by name."""
+    folder = default_controls_path().parent
+    return tuple(sorted(p for p in folder.glob("*.yaml") if p.name != "controls.yaml"))
+
+
 # --------------------------------------------------------------------------
 # Reading nodes with positions
 
@@ -188,6 +200,15 @@ class _Document:
         mark = node.start_mark
         return TestListError(self.path, mark.line + 1, mark.column + 1, message)
 
+    def read(self, path: Path) -> tuple[bytes, Node]:
+        """The file's bytes (for the digest) and its YAML root node."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise TestListError(self.path, 1, 1, f"cannot read file: {reason}") from None
+        return data, self.parse(data)
+
     def parse(self, data: bytes) -> Node:
         try:
             text = data.decode("utf-8")
@@ -199,9 +220,8 @@ class _Document:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except ReaderError as exc:
             line, column = _position(text[: exc.position])
-            raise TestListError(
-                self.path, line, column, f"YAML error: character U+{exc.character:04X} is not allowed"
-            ) from None
+            message = f"YAML error: character U+{exc.character:04X} is not allowed"
+            raise TestListError(self.path, line, column, message) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -229,12 +249,8 @@ class _Document:
             if not (isinstance(key, ScalarNode) and key.tag == _STR):
                 raise self.error(key, f"keys must be strings, not {_describe(key)}")
             if key.value in entries:
-                first = entries[key.value].key.start_mark
-                raise self.error(
-                    key,
-                    f"duplicate key {key.value!r} (first at line {first.line + 1}, "
-                    f"column {first.column + 1})",
-                )
+                first = _at(entries[key.value].key)
+                raise self.error(key, f"duplicate key {key.value!r} (first at {first})")
             entries[key.value] = _Entry(key, value)
         return entries
 
@@ -285,14 +301,17 @@ class _Document:
         except ValueError:  # beyond Python's int-from-text digit limit
             value = high + 1
         if not low <= value <= high:
-            raise self.error(node, f"{what} must be between {low} and {high}, not {_quote(node.value)}")
+            raise self.error(
+                node, f"{what} must be between {low} and {high}, not {_quote(node.value)}"
+            )
         return value
 
     def date(self, node: Node, what: str) -> str:
         """A calendar date written YYYY-MM-DD, returned as that text."""
-        if isinstance(node, ScalarNode) and node.tag in (_STR, _TIMESTAMP) and _DATE.fullmatch(node.value):
+        text = node.value if isinstance(node, ScalarNode) and node.tag in (_STR, _TIMESTAMP) else ""
+        if _DATE.fullmatch(text):
             try:
-                return datetime.date.fromisoformat(node.value).isoformat()
+                return datetime.date.fromisoformat(text).isoformat()
             except ValueError:
                 pass
         raise self.error(node, f"{what} must be a date written YYYY-MM-DD, not {_show(node)}")
@@ -356,33 +375,37 @@ class _TargetReader:
         try:
             kind = TargetKind(kind_name)
         except ValueError:
-            raise doc.error(kind_node, f"unknown target kind {_quote(kind_name)} (allowed: {_KINDS})") from None
+            message = f"unknown target kind {_quote(kind_name)} (allowed: {_KINDS})"
+            raise doc.error(kind_node, message) from None
         what = f"a {kind} target"
-        doc.keys(
-            node, entries, what, _TARGET_COMMON + _TARGET_KEYS[kind], _TARGET_REQUIRED[kind], _ANY_TARGET_KEY
-        )
+        allowed = _TARGET_COMMON + _TARGET_KEYS[kind]
+        doc.keys(node, entries, what, allowed, _TARGET_REQUIRED[kind], _ANY_TARGET_KEY)
         values = {name: entry.value for name, entry in entries.items()}
         expect = self.expect(values["expect"], kind) if "expect" in values else Expectations()
 
         if kind in (TargetKind.HTTP, TargetKind.HTTPS):
             url, host, port = self.url(values["url"], kind)
             method = self.choice(values, "method", _METHODS, "GET")
-            target = Target(id=url, kind=kind, host=host, port=port, url=url, method=method, expect=expect)
+            target = Target(
+                id=url, kind=kind, host=host, port=port, url=url, method=method, expect=expect
+            )
         else:
             host = doc.host(values["host"], "'host'")
             if kind is TargetKind.DNS:
                 rtype = self.choice(values, "rtype", _RTYPES, "A", upper=True)
-                target = Target(id=f"dns://{host}/{rtype}", kind=kind, host=host, rtype=rtype, expect=expect)
+                target_id = f"dns://{host}/{rtype}"
+                target = Target(id=target_id, kind=kind, host=host, rtype=rtype, expect=expect)
             elif kind is TargetKind.TCP:
                 port = doc.integer(values["port"], "'port'", 1, 65535)
-                target = Target(id=f"tcp://{host}:{port}", kind=kind, host=host, port=port, expect=expect)
+                target_id = f"tcp://{host}:{port}"
+                target = Target(id=target_id, kind=kind, host=host, port=port, expect=expect)
             else:
                 target = self.tls(values, host, expect)
 
         if "id" in values:
-            target = _with_id(target, self.explicit_id(values["id"], control))
+            target = replace(target, id=self.explicit_id(values["id"], control))
         if control:
-            target = _with_id(target, CONTROL_PREFIX + target.id)
+            target = replace(target, id=CONTROL_PREFIX + target.id)
         self.claim(target.id, values.get("id", node))
         return target
 
@@ -394,7 +417,13 @@ class _TargetReader:
         alpn = tuple(self.alpn(values["alpn"])) if "alpn" in values else ()
         target_id = f"tls://{host}:{port}" + (f"?sni={sni}" if sni != host else "")
         return Target(
-            id=target_id, kind=TargetKind.TLS, host=host, port=port, sni=sni, alpn=alpn, expect=expect
+            id=target_id,
+            kind=TargetKind.TLS,
+            host=host,
+            port=port,
+            sni=sni,
+            alpn=alpn,
+            expect=expect,
         )
 
     def alpn(self, node: Node) -> list[str]:
@@ -403,7 +432,8 @@ class _TargetReader:
             name = self.doc.string(item, "an 'alpn' entry")
             # RFC 7301 section 3.1: protocol names are 1..255 bytes.
             if not (name.isascii() and name.isprintable() and len(name) <= 255):
-                raise self.doc.error(item, f"ALPN protocol {_quote(name)} must be printable ASCII, 1..255 bytes")
+                message = f"ALPN protocol {_quote(name)} must be printable ASCII, 1..255 bytes"
+                raise self.doc.error(item, message)
             protocols.append(name)
         return protocols
 
@@ -411,7 +441,8 @@ class _TargetReader:
         doc = self.doc
         url = doc.string(node, "'url'")
         if any(char.isspace() or not char.isprintable() for char in url):
-            raise doc.error(node, f"'url' {_quote(url)} must not contain spaces or control characters")
+            message = f"'url' {_quote(url)} must not contain spaces or control characters"
+            raise doc.error(node, message)
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -431,38 +462,47 @@ class _TargetReader:
         return url, host, port or _DEFAULT_PORTS[kind]
 
     def choice(
-        self, values: dict[str, Node], key: str, allowed: tuple[str, ...], default: str, *, upper: bool = False
+        self,
+        values: dict[str, Node],
+        key: str,
+        allowed: tuple[str, ...],
+        default: str,
+        *,
+        upper: bool = False,
     ) -> str:
         if key not in values:
             return default
         value = self.doc.string(values[key], f"'{key}'")
         value = value.upper() if upper else value
         if value not in allowed:
-            raise self.doc.error(values[key], f"'{key}' must be one of {', '.join(allowed)}, not {_quote(value)}")
+            message = f"'{key}' must be one of {', '.join(allowed)}, not {_quote(value)}"
+            raise self.doc.error(values[key], message)
         return value
 
     def explicit_id(self, node: Node, control: bool) -> str:
         value = self.doc.string(node, "'id'")
         if not _TARGET_ID.fullmatch(value):
-            raise self.doc.error(node, f"'id' {_quote(value)} must be printable ASCII without spaces")
+            message = f"'id' {_quote(value)} must be printable ASCII without spaces"
+            raise self.doc.error(node, message)
         if not control and value.startswith(CONTROL_PREFIX):
-            raise self.doc.error(node, f"'id' {_quote(value)}: the prefix {CONTROL_PREFIX!r} is kept for controls")
+            message = f"'id' {_quote(value)}: the prefix {CONTROL_PREFIX!r} is kept for controls"
+            raise self.doc.error(node, message)
         return value
 
     def claim(self, target_id: str, where: Node) -> None:
         if target_id in self.seen:
-            first = self.seen[target_id].start_mark
             raise self.doc.error(
                 where,
-                f"duplicate target id {_quote(target_id)} (first at line {first.line + 1}, "
-                f"column {first.column + 1}); give one of them an explicit 'id'",
+                f"duplicate target id {_quote(target_id)} (first at {_at(self.seen[target_id])}); "
+                "give one of them an explicit 'id'",
             )
         self.seen[target_id] = where
 
     def expect(self, node: Node, kind: TargetKind) -> Expectations:
         doc = self.doc
         entries = doc.mapping(node, "'expect'")
-        doc.keys(node, entries, f"the 'expect' of a {kind} target", _EXPECT_KEYS[kind], known=_ANY_EXPECT_KEY)
+        what = f"the 'expect' of a {kind} target"
+        doc.keys(node, entries, what, _EXPECT_KEYS[kind], known=_ANY_EXPECT_KEY)
         values = {name: entry.value for name, entry in entries.items()}
         table = _PrefixTable(cidrs=(), asn=None, checked=None)
         if "prefixes" in values:
@@ -480,7 +520,7 @@ class _TargetReader:
         # A table's AS number and date stand in for the target's own.
         return Expectations(
             prefixes=table.cidrs,
-            asn=doc.integer(values["asn"], "'asn'", 1, 2**32 - 1) if "asn" in values else table.asn,
+            asn=doc.integer(values["asn"], "'asn'", 1, _ASN_MAX) if "asn" in values else table.asn,
             certificate_name=self.certificate_name(values["certificate_name"])
             if "certificate_name" in values
             else None,
@@ -488,13 +528,16 @@ class _TargetReader:
             body_contains=doc.string(values["body_contains"], "'body_contains'")
             if "body_contains" in values
             else None,
-            checked=doc.date(values["checked"], "'checked'") if "checked" in values else table.checked,
+            checked=doc.date(values["checked"], "'checked'")
+            if "checked" in values
+            else table.checked,
         )
 
     def table(self, node: ScalarNode) -> _PrefixTable:
         if node.value not in self.tables:
             defined = ", ".join(self.tables) or "none"
-            raise self.doc.error(node, f"unknown prefix table {_quote(node.value)} (defined: {defined})")
+            message = f"unknown prefix table {_quote(node.value)} (defined: {defined})"
+            raise self.doc.error(node, message)
         return self.tables[node.value]
 
     def certificate_name(self, node: Node) -> str:
@@ -503,21 +546,6 @@ class _TargetReader:
         wildcard = value.startswith("*.")
         name = self.doc.host(node, "'certificate_name'", value.removeprefix("*."))
         return "*." + name if wildcard else name
-
-
-def _with_id(target: Target, target_id: str) -> Target:
-    return Target(
-        id=target_id,
-        kind=target.kind,
-        host=target.host,
-        port=target.port,
-        rtype=target.rtype,
-        sni=target.sni,
-        alpn=target.alpn,
-        url=target.url,
-        method=target.method,
-        expect=target.expect,
-    )
 
 
 # --------------------------------------------------------------------------
@@ -534,12 +562,11 @@ def _features(reader: _TargetReader, entry: _Entry) -> tuple[Feature, ...]:
         id_node = entries["id"].value
         feature_id = doc.slug(id_node, "feature 'id'")
         if feature_id == _RESERVED_FEATURE:
-            raise doc.error(id_node, f"feature id {_RESERVED_FEATURE!r} is reserved for the controls")
+            message = f"feature id {_RESERVED_FEATURE!r} is reserved for the controls"
+            raise doc.error(id_node, message)
         if feature_id in seen:
-            first = seen[feature_id].start_mark
             raise doc.error(
-                id_node,
-                f"duplicate feature id {feature_id!r} (first at line {first.line + 1}, column {first.column + 1})",
+                id_node, f"duplicate feature id {feature_id!r} (first at {_at(seen[feature_id])})"
             )
         seen[feature_id] = id_node
         features.append(
@@ -563,8 +590,12 @@ def _prefix_tables(doc: _Document, entry: _Entry) -> dict[str, _PrefixTable]:
         _optional_string(doc, entries, "source")
         tables[name] = _PrefixTable(
             cidrs=_cidrs(doc, entries["cidrs"].value, "'cidrs'"),
-            asn=doc.integer(entries["asn"].value, "'asn'", 1, 2**32 - 1) if "asn" in entries else None,
-            checked=doc.date(entries["checked"].value, "'checked'") if "checked" in entries else None,
+            asn=doc.integer(entries["asn"].value, "'asn'", 1, _ASN_MAX)
+            if "asn" in entries
+            else None,
+            checked=doc.date(entries["checked"].value, "'checked'")
+            if "checked" in entries
+            else None,
         )
     return tables
 
@@ -595,16 +626,13 @@ def _controls(reader: _TargetReader, entry: _Entry, list_path: Path) -> tuple[Ta
         return _controls_file(path)
     if isinstance(node, SequenceNode):
         return reader.targets(node, "'controls'", control=True)
-    raise doc.error(node, f"'controls' must be a file name or a list of targets, not {_describe(node)}")
+    message = f"'controls' must be a file name or a list of targets, not {_describe(node)}"
+    raise doc.error(node, message)
 
 
 def _controls_file(path: Path) -> tuple[Target, ...]:
     doc = _Document(str(path))
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TestListError(doc.path, 1, 1, f"cannot read file: {_os_reason(exc)}") from None
-    root = doc.parse(data)
+    _, root = doc.read(path)
     entries = doc.mapping(root, "a controls file")
     doc.keys(root, entries, "a controls file", _CONTROLS_FILE_KEYS, _CONTROLS_FILE_REQUIRED)
     doc.string(entries["name"].value, "'name'")
@@ -632,13 +660,21 @@ def _optional_string(doc: _Document, entries: dict[str, _Entry], key: str) -> st
 
 
 def _is_ip_literal(value: str) -> bool:
+    """An address in any form a resolver would take as one, not as a name."""
     try:
         ipaddress.ip_address(value.removeprefix("[").removesuffix("]"))
+        return True
     except ValueError:
-        # inet_aton also takes "127.1" or "2130706433"; an all-digit last
-        # label never names a host (RFC 3696 section 2), so treat it as one.
-        return value.rsplit(".", 1)[-1].isascii() and value.rsplit(".", 1)[-1].isdigit()
-    return True
+        pass
+    try:
+        # The C library also reads "127.1", "0x7f.1" or "2130706433" as IPv4.
+        socket.inet_aton(value)
+        return True
+    except (OSError, ValueError):
+        pass
+    # An all-digit top label never names a host (RFC 3696 section 2).
+    last = value.rsplit(".", 1)[-1]
+    return last.isascii() and last.isdigit()
 
 
 def _describe(node: Node) -> str:
@@ -647,6 +683,10 @@ def _describe(node: Node) -> str:
     if isinstance(node, MappingNode):
         return "a mapping" if node.tag == _MAP else f"a mapping tagged {node.tag}"
     return _TAG_WORDS.get(node.tag, f"a value tagged {node.tag}")
+
+
+def _at(node: Node) -> str:
+    return f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
 
 
 def _show(node: Node) -> str:
@@ -661,7 +701,3 @@ def _quote(value: str, limit: int = 60) -> str:
 def _position(before: str) -> tuple[int, int]:
     """1-based line and column of the character after ``before``."""
     return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
-
-
-def _os_reason(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,9 +16,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import probe
 from probe import testlist
 from probe.model import Expectations, TargetKind
-from probe.testlist import default_controls_path, load_testlist
+from probe.testlist import default_controls_path, default_testlists, load_testlist
 
 ListError = testlist.TestListError
 SHIPPED = Path(__file__).resolve().parent.parent / "testlists"
@@ -80,6 +81,8 @@ TARGET_ERRORS = [
     ('{kind: dns, host: "2001:db8::1"}', '"2001', "use a host name, not an IP literal"),
     ('{kind: dns, host: "127.1"}', '"127.1"', "use a host name, not an IP literal"),
     ("{kind: dns, host: 127.1}", "127.1", "'host' must be a string, not a number (put it in quotes)"),
+    ("{kind: dns, host: 0x7f.1}", "0x7f", "use a host name, not an IP literal ('0x7f.1')"),
+    ("{kind: dns, host: www.example.123}", "www", "use a host name, not an IP literal"),
     ('{kind: dns, host: "a..example"}', '"a..', "'host': 'a..example' is not a valid host name"),
     ("{kind: dns, host: -a.example}", "-a", "is not a valid host name"),
     ("{kind: dns, host: a.example, rtype: AXFR}", "AXFR",
@@ -270,10 +273,13 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
     assert str(error_of(tmp_path)) == f"{tmp_path}:1:1: cannot read file: Is a directory"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file(tmp_path: Path) -> None:
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # chmod 0 does not stop root, so the refusal is simulated.
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
     path = write(tmp_path, TOP + FEATURE)
-    path.chmod(0)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
     assert str(error_of(path)) == f"{path}:1:1: cannot read file: Permission denied"
 
 
@@ -444,6 +450,20 @@ def test_default_controls_fall_back_to_the_shipped_file(tmp_path: Path) -> None:
     assert default_controls_path().read_bytes() == (SHIPPED / "controls.yaml").read_bytes()
 
 
+def test_default_controls_path_prefers_the_installed_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Installed, testlists/ becomes the package probe.testlists.
+    (tmp_path / "testlists").mkdir()
+    installed = write(tmp_path / "testlists", CONTROLS_FILE, "controls.yaml")
+    monkeypatch.setattr(probe, "__path__", [*probe.__path__, str(tmp_path)])
+    try:
+        assert default_controls_path() == installed
+    finally:
+        sys.modules.pop("probe.testlists", None)
+        vars(probe).pop("testlists", None)
+
+
 def test_no_default_controls_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(testlist, "default_controls_path", lambda: tmp_path / "absent.yaml")
     path = write(tmp_path, TOP + FEATURE)
@@ -471,6 +491,7 @@ def test_shipped_list_loads(path: Path) -> None:
 
 def test_shipped_lists_are_the_expected_ones() -> None:
     assert [p.stem for p in SHIPPED_LISTS] == ["facebook", "vpn", "whatsapp"]
+    assert [p.resolve() for p in default_testlists()] == SHIPPED_LISTS
 
 
 def test_shipped_controls_mix_dns_and_tls_over_several_operators() -> None:
@@ -498,6 +519,25 @@ def test_facebook_dns_targets_are_checked_against_as32934() -> None:
     for target in dns:
         assert target.expect.asn == 32934 and target.expect.checked == "2026-11-23"
         assert {"157.240.0.0/16", "31.13.64.0/18", "2a03:2880::/29"} <= set(target.expect.prefixes)
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    docs = (SHIPPED.parent / "docs" / "testlists.md").read_text(encoding="utf-8")
+    example = re.search(r"```yaml\n(.*?)```", docs, re.DOTALL)
+    assert example is not None
+    write(tmp_path, (SHIPPED / "controls.yaml").read_text(encoding="utf-8"), "controls.yaml")
+    loaded = load_testlist(write(tmp_path, example.group(1)))
+    targets = loaded.features[0].targets
+    assert [t.id for t in targets] == [
+        "tcp://e1.whatsapp.net:5222",
+        "tls://e1.whatsapp.net:443",
+        "dns://e1.whatsapp.net/A",
+        "https://v.whatsapp.net/v2/register",
+        "dns://www.facebook.com/A",
+        "dns://www.facebook.com/AAAA",
+    ]
+    assert targets[4].expect.asn == 32934 and "157.240.0.0/16" in targets[4].expect.prefixes
+    assert targets[5].expect.checked == "2026-11-01"
 
 
 # --------------------------------------------------------------------------

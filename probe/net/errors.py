@@ -96,17 +96,17 @@ def failure_from_exception(exc: BaseException) -> Failure:
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it was raised from (explicitly, else implicitly)."""
+    """``exc`` and what it was raised from (explicitly, else implicitly).
+
+    A context hidden with ``from None`` is followed too: httpcore's pool
+    re-raises its mapped errors that way, which cuts the explicit cause
+    and leaves the socket or h11 error only as the context.
+    """
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and all(current is not link for link in chain):
         chain.append(current)
-        if current.__cause__ is not None:
-            current = current.__cause__
-        elif current.__suppress_context__:
-            current = None
-        else:
-            current = current.__context__
+        current = current.__cause__ or current.__context__
     return chain
 
 
@@ -141,9 +141,11 @@ def _direct(exc: BaseException) -> Failure | None:
 
 def _ssl(exc: ssl.SSLError) -> Failure:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        if exc.verify_code in _HOSTNAME_MISMATCH:
+        # Set by the ssl module when OpenSSL reports one; absent otherwise.
+        code = getattr(exc, "verify_code", None)
+        if code in _HOSTNAME_MISMATCH:
             return Failure.SSL_INVALID_HOSTNAME
-        if exc.verify_code in _UNKNOWN_AUTHORITY:
+        if code in _UNKNOWN_AUTHORITY:
             return Failure.SSL_UNKNOWN_AUTHORITY
         return Failure.SSL_INVALID_CERTIFICATE
     if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):

@@ -70,13 +70,16 @@ async def fetch(
     max_redirects: int = 5,
     *,
     resolve: Resolve,
+    body_contains: str | None = None,
 ) -> HTTPObservation:
     """Fetch ``url``; never raises for network trouble.
 
     The URL's host goes to ``address`` when given (the address the DNS
     check measured); any other host name, from a redirect or when
     ``address`` is None, is looked up with ``resolve``. ``timeout``
-    bounds the whole exchange, redirects included.
+    bounds the whole exchange, redirects included. ``body_contains``
+    (the target's expectation) is looked for in the final body, as
+    UTF-8 bytes, since the body itself is not kept.
     """
     t0 = clock.now()
     # httpcore hands the backend the ASCII (IDNA) form of the host.
@@ -101,8 +104,10 @@ async def fetch(
     t = clock.now()
 
     # The servers we dialled are evidence; our own addresses never are.
+    # Known only now: a redirect's IP literal is dialled after its hop.
     keep = set(backend.addresses) - dialer.local_addresses
     body = bytes(final.body)
+    # A response whose body was read to its end (or to body_cap).
     received = final.status is not None and failure is None
     return HTTPObservation(
         url=url,
@@ -117,9 +122,11 @@ async def fetch(
         body_sha256=hashlib.sha256(body).hexdigest() if received else None,
         body_truncated=final.truncated,
         title=_title(body, final.charset, keep) if received else None,
+        body_contains_found=(
+            _contains(body, body_contains, final.truncated) if received else None
+        ),
         redirects=tuple(
-            HTTPHop(scrub(hop.url, keep), hop.status,
-                    None if hop.location is None else scrub(hop.location, keep))
+            HTTPHop(scrub(hop.url, keep), hop.status, scrub(hop.location or "", keep))
             for hop in hops
         ),
     )
@@ -161,6 +168,16 @@ async def _read(response: httpx.Response, body_cap: int, final: _Final) -> None:
         if len(chunk) > room:
             final.truncated = True
             return
+
+
+def _contains(body: bytes, needle: str | None, truncated: bool) -> bool | None:
+    """Whether ``needle`` is in ``body``; None when unasked or undecidable
+    (not found in a body cut at body_cap)."""
+    if needle is None:
+        return None
+    if needle.encode() in body:
+        return True
+    return None if truncated else False
 
 
 def _title(body: bytes, charset: str | None, keep: set[str]) -> str | None:

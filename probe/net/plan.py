@@ -95,7 +95,7 @@ class Measurer:
         out.append(await http.fetch(
             url, target.method, addresses[0], self._dialer, self._clock,
             self._settings.http_timeout, self._trust, self._settings.body_cap,
-            resolve=resolve,
+            resolve=resolve, body_contains=target.expect.body_contains,
         ))
 
     async def _addresses(self, host: str, out: list[Observation]) -> tuple[str, ...]:

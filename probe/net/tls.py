@@ -89,7 +89,10 @@ async def connect_and_handshake(
     chain = _presented_chain(sslobj)
     if not chain and failure in _VERIFY_FAILURES:
         chain = await _chain_without_verification(address, port, sni, alpn, dialer, timeout)
-    cipher = sslobj.cipher()
+    # Negotiated parameters only of a handshake that completed: after a
+    # failure OpenSSL may know some of them, but not consistently.
+    done = failure is None
+    cipher = sslobj.cipher() if done else None
     return connect, TLSObservation(
         address=address,
         port=port,
@@ -98,11 +101,11 @@ async def connect_and_handshake(
         t0=t0,
         t=t,
         failure=failure,
-        version=sslobj.version(),
+        version=sslobj.version() if done else None,
         cipher=cipher[0] if cipher else None,
-        alpn=sslobj.selected_alpn_protocol(),
+        alpn=sslobj.selected_alpn_protocol() if done else None,
         certificates=tuple(certificate_from_der(der) for der in chain),
-        verified=failure is None,
+        verified=done,
     )
 
 
