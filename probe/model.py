@@ -119,6 +119,8 @@ class Feature:
 
 @dataclass(frozen=True, slots=True)
 class TestList:
+    __test__ = False  # not a pytest test class, despite the name
+
     name: str
     version: str
     description: str

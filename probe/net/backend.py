@@ -14,6 +14,7 @@ httpcore pool (the same steps as httpx's transport, minus proxies).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -89,7 +90,7 @@ class DialerBackend(httpcore.AsyncNetworkBackend):
 
     async def _address(self, host: str) -> str:
         if is_ip_literal(host):
-            return host
+            return str(ipaddress.ip_address(host))  # one spelling per address
         if self._resolve is None:
             raise ValueError(f"no resolver for host {host!r}")
         return await self._resolve(host)

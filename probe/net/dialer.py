@@ -76,6 +76,8 @@ class DatagramEndpoint:
 
 
 class Dialer:
+    """Opens TCP streams and UDP endpoints to allowed IP literals."""
+
     __slots__ = ("_allow", "_local")
 
     def __init__(self, allow: AllowList) -> None:
@@ -102,6 +104,7 @@ class Dialer:
             raise
 
     async def open_udp(self, address: str, port: int) -> DatagramEndpoint:
+        """A UDP endpoint connected to ``address``; nothing is sent yet."""
         sock = self._socket(address, socket.SOCK_DGRAM)
         try:
             # connect() on UDP sends nothing; it fixes the peer and the

@@ -253,7 +253,7 @@ async def _udp(
 ) -> None:
     loop = asyncio.get_running_loop()
     endpoint = await dialer.open_udp(address, port)
-    first: dns.message.Message | None = None
+    answered = False
     ignored = False  # something arrived that was not an answer to us
     try:
         endpoint.send(query.to_wire())
@@ -264,7 +264,7 @@ async def _udp(
             except TimeoutError:
                 break
             except OSError:
-                if first is not None:
+                if answered:
                     break  # an ICMP error after an answer changes nothing
                 raise
             message = _parse(data, query)
@@ -272,12 +272,12 @@ async def _udp(
                 ignored = True
                 continue
             record(message)
-            if first is None:
-                first = message
+            if not answered:
+                answered = True
                 deadline = loop.time() + window
     finally:
         endpoint.close()
-    if first is None:
+    if not answered:
         if ignored:
             raise CheckError(Failure.DNS_SERVER_MISBEHAVING, "no valid response")
         raise TimeoutError(f"no response from {address} in {timeout} s")
