@@ -14,12 +14,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from probe import __version__, ui
 from probe.diff import diff_reports
-from probe.journal import Journal
+from probe.journal import Journal, journal_path
 from probe.keys import KeyFileError, generate_key, key_info, load_or_create_key
 from probe.model import TargetResult, TestList
 from probe.net.clock import Clock
@@ -30,7 +31,7 @@ from probe.net.plan import CheckSettings, Measurer
 from probe.net.tls import TrustStore
 from probe.report import ReportError, build_report, load_report, write_report_atomic, report_stem
 from probe.runner import RunOptions, run_testlist
-from probe.sign import sign_report, verify_file
+from probe.sign import SigningKey, sign_report, verify_file
 from probe.testlist import TestListError, default_testlists, load_testlist
 
 EXIT_OK = 0
@@ -140,21 +141,58 @@ def _positive_int(text: str) -> int:
 # probe run
 
 
+@dataclass(frozen=True, slots=True)
+class RunSetup:
+    """Everything ``probe run`` decided before the first packet."""
+
+    key: SigningKey
+    allow: AllowList
+    settings: CheckSettings
+    trust: TrustStore
+    options: RunOptions
+    output_dir: Path
+    probe_info: dict[str, object]
+    show_progress: bool
+
+    def config(self) -> dict[str, object]:
+        """The settings that shaped the measurements, for the report."""
+        settings = self.settings
+        return {
+            "resolver": settings.resolver.text,
+            "parallel": self.options.parallel,
+            "max_time": self.options.max_time,
+            "timeouts": {
+                "dns": settings.dns_timeout,
+                "dns_window": settings.dns_window,
+                "tcp": settings.tcp_timeout,
+                "tls": settings.tls_timeout,
+                "http": settings.http_timeout,
+            },
+        }
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     paths = args.lists or [str(p) for p in default_testlists()]
     testlists = [load_testlist(p) for p in paths]  # all errors before any traffic
     if args.probe_cc is not None and not (len(args.probe_cc) == 2 and args.probe_cc.isalpha()):
         raise InputError(f"--probe-cc: expected a two-letter country code, got {args.probe_cc!r}")
-    key = load_or_create_key()
-    allow = AllowList.from_env()
-    settings = CheckSettings(resolver=parse_resolver(args.resolver))
-    trust = TrustStore(args.ca_bundle)
-    options = RunOptions(parallel=args.parallel, max_time=args.max_time, seed=args.seed)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    show_progress = not (args.quiet or args.json)
+    setup = RunSetup(
+        key=load_or_create_key(),
+        allow=AllowList.from_env(),
+        settings=CheckSettings(resolver=parse_resolver(args.resolver)),
+        trust=TrustStore.from_bundle(args.ca_bundle) if args.ca_bundle else TrustStore(),
+        options=RunOptions(parallel=args.parallel, max_time=args.max_time, seed=args.seed),
+        output_dir=args.output_dir,
+        probe_info={"asn": args.probe_asn, "cc": args.probe_cc.upper() if args.probe_cc else None},
+        show_progress=not (args.quiet or args.json),
+    )
+    try:
+        setup.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--output-dir {setup.output_dir}: {exc.strerror}") from None
 
     for testlist in testlists:
-        report, path = _run_one(testlist, args, key, allow, settings, trust, options, show_progress)
+        report, path = _run_one(testlist, setup)
         if args.json:
             ui.plain(json.dumps(report, ensure_ascii=False))
         elif args.quiet:
@@ -164,24 +202,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_one(testlist: TestList, args, key, allow, settings, trust, options, show_progress):  # noqa: ANN001
+def _run_one(testlist: TestList, setup: RunSetup) -> tuple[dict, Path]:
     clock = Clock()
     started = datetime.now(UTC)
     stem = report_stem(started, testlist.name)
-    journal = Journal.open(args.output_dir / f"{stem}.journal.jsonl")
-    measurer = Measurer(settings, Dialer(allow), clock, trust)
+    journal = Journal.open(journal_path(setup.output_dir, stem))
+    measurer = Measurer(setup.settings, Dialer(setup.allow), clock, setup.trust)
     total = len(testlist.controls) + sum(len(f.targets) for f in testlist.features)
 
-    with ui.run_display(testlist.name, total, show_progress) as display:
+    with journal, ui.run_display(testlist.name, total, setup.show_progress) as display:
 
         def finished(result: TargetResult) -> None:
             journal.append(result)
             display.target_done(result)
 
         result = asyncio.run(
-            run_testlist(testlist, measurer, options, on_result=finished, on_controls=display.controls_done)
+            run_testlist(
+                testlist, measurer, setup.options, on_result=finished, on_controls=display.controls_done
+            )
         )
-    finished_at = datetime.now(UTC)
     report = build_report(
         testlist=testlist,
         results=result.targets,
@@ -189,19 +228,14 @@ def _run_one(testlist: TestList, args, key, allow, settings, trust, options, sho
         control_status=result.control_status,
         features=result.features,
         started=started,
-        finished=finished_at,
+        finished=datetime.now(UTC),
         source={"kind": "live"},
-        probe_info={"asn": args.probe_asn, "cc": args.probe_cc.upper() if args.probe_cc else None},
-        config={
-            "resolver": args.resolver,
-            "parallel": options.parallel,
-            "max_time": options.max_time,
-            "timeouts": settings.timeouts(),
-        },
+        probe_info=setup.probe_info,
+        config=setup.config(),
     )
-    signed = sign_report(report, key)
-    path = write_report_atomic(signed, args.output_dir, stem)
-    journal.close()
+    signed = sign_report(report, setup.key)
+    path = write_report_atomic(signed, setup.output_dir, stem)
+    # Only now is everything the journal held safely in the report.
     journal.remove()
     return signed, path
 

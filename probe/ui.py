@@ -96,27 +96,47 @@ def run_display(list_name: str, total: int, enabled: bool) -> Iterator[RunDispla
         yield RunDisplay(progress, task_id)
 
 
+# Methods that say the measurement itself failed, not the target.
+DEAD_NETWORK_METHODS = {"resolver-unavailable", "network-unavailable"}
+
+
 def summary(report: Mapping[str, Any], path: str) -> None:
-    """Per feature: verdict in colour, method, endpoints reachable."""
-    table = Table(
-        title=f"{report['testlist']['name']}: {report['controls']['status']['reason']}",
-        title_justify="left",
-    )
+    """Per feature: verdict in colour, method, endpoints reachable; then why."""
+    status = report["controls"]["status"]
+    healthy = status["dns_ok"] and status["connect_ok"]
+    title = report["testlist"]["name"] + (" (controls ok)" if healthy else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("feature")
     table.add_column("verdict")
     table.add_column("method")
     table.add_column("reachable", justify="right")
-    table.add_column("why")
     for feature in report["features"]:
         table.add_row(
             feature["name"],
             _verdict(feature["verdict"]),
             feature["method"],
             f"{feature['reachable']}/{feature['total']}",
-            feature["reason"],
         )
     stdout.print(table)
+    features = report["features"]
+    if features and all(f["method"] in DEAD_NETWORK_METHODS for f in features):
+        # One cause for everything: say it once instead of once per feature.
+        stdout.print(
+            "[yellow]why:[/] every check failed the way the controls did, so nothing can be "
+            f"said about blocking: {status['reason']}.{_guard_hint(status['reason'])}",
+            soft_wrap=True,
+        )
+    else:
+        for feature in features:
+            if feature["verdict"] != "reachable":
+                stdout.print(f"[bold]{feature['name']}:[/] {feature['reason']}", soft_wrap=True)
     stdout.print(f"report: [bold]{path}[/]", soft_wrap=True)
+
+
+def _guard_hint(reason: str) -> str:
+    if "address_not_allowed" in reason:
+        return " The destinations are outside PROBE_ALLOW_NETWORKS."
+    return ""
 
 
 def verification(valid: bool, key_id: str | None, reason: str, path: str) -> None:

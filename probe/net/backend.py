@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 import httpcore
 import httpx
 
-from probe.net.dialer import Dialer, close_stream, is_ip_literal
+from probe.net.dialer import Dialer, close_stream, is_ip_literal, send
 
 Resolve = Callable[[str], Awaitable[str]]
 
@@ -36,8 +36,7 @@ class DialerStream(httpcore.AsyncNetworkStream):
         return await asyncio.wait_for(self._reader.read(max_bytes), timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._writer.write(buffer)
-        await asyncio.wait_for(self._writer.drain(), timeout)
+        await asyncio.wait_for(send(self._writer, buffer), timeout)
 
     async def aclose(self) -> None:
         await close_stream(self._writer)

@@ -37,6 +37,20 @@ async def close_stream(writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
 
 
+async def send(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write ``data`` and wait until the transport has taken it.
+
+    A peer that answers and closes at once (a block-page injector does)
+    may be gone before we drain, and asyncio's drain then raises
+    "Connection lost" although the data was sent and the answer waits
+    in the reader. So a closing transport is not drained: the next read
+    reports what really happened (the answer, EOF, or the reset).
+    """
+    writer.write(data)
+    if not writer.transport.is_closing():
+        await writer.drain()
+
+
 def is_ip_literal(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

@@ -12,7 +12,8 @@ reset it under residual blocking (the 3-tuple penalty), or answer it
 differently under probabilistic blocking, so the certificates recorded
 could belong to another story. The second handshake is kept only as a
 fallback for OpenSSL builds that drop the chain of a failed verification
-(1.1.1 stores it after verifying; 3.x before).
+(OpenSSL 3.0 keeps it, as the tests check; 1.1.1 stored it only after
+verifying).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from probe.model import Failure, TCPObservation, TLSObservation
 from probe.net.certs import certificate_from_der
 from probe.net.clock import Clock
-from probe.net.dialer import Dialer, close_stream
+from probe.net.dialer import Dialer, close_stream, send
 from probe.net.errors import failure_from_exception
 from probe.net.trust import TrustStore
 
@@ -154,8 +155,7 @@ def _step(sslobj: ssl.SSLObject) -> bool:
 async def _flush(outgoing: ssl.MemoryBIO, writer: asyncio.StreamWriter) -> None:
     data = outgoing.read()
     if data:
-        writer.write(data)
-        await writer.drain()
+        await send(writer, data)
 
 
 def _presented_chain(sslobj: ssl.SSLObject) -> list[bytes]:

@@ -258,6 +258,12 @@ async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def _close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Close (FIN) once the client has spoken.
+
+    Closing before the client's first bytes arrive would make the kernel
+    answer them with a RST, racing the FIN: EOF or reset by chance.
+    """
+    await reader.read(65536)
     writer.close()
 
 

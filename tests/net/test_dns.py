@@ -58,7 +58,8 @@ def test_parse_resolver(text: str, spec: ResolverSpec, canonical: str) -> None:
         ("udp://dns.test", "not an IP address"),
         ("udp://127.0.0.1:0", "not 1-65535"),
         ("tcp://127.0.0.1:99999", "not 1-65535"),
-        ("udp://[::1", "unbalanced"),
+        ("udp://[::1", "expected [IPv6 address]"),
+        ("udp://[::1]53", "expected [IPv6 address]"),
         ("https://dns.test", "needs a path"),
         ("https://dns.test/dns-query", "add @ADDR"),
         ("https://dns.test/dns-query@dns2.test", "not an IP address"),
@@ -244,8 +245,10 @@ def test_silence_is_a_timeout(lab: Lab, dialer: Dialer, protocol: str) -> None:
     assert 0.35 <= observation.t - observation.t0 < 1.5
 
 
-def test_a_closed_tcp_port_is_refused(lab: Lab, dialer: Dialer) -> None:
-    spec = parse_resolver(f"tcp://{SERVER}:{lab.ports['closed']}")
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+def test_a_closed_port_is_refused(lab: Lab, dialer: Dialer, protocol: str) -> None:
+    # Over UDP, the kernel's ICMP port unreachable reaches the connected socket.
+    spec = parse_resolver(f"{protocol}://{SERVER}:{lab.ports['closed']}")
     observation = _run(resolve("ok.test", "A", spec, dialer, Clock(), 1.0, 0.1))
     assert observation.failure is Failure.CONNECTION_REFUSED
 
