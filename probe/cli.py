@@ -247,10 +247,15 @@ def _run_one(testlist: TestList, setup: RunSetup) -> tuple[dict, Path]:
 def cmd_verify(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for name in args.reports:
+        if not Path(name).is_file():
+            # Nothing to judge: an input error, not an invalid report.
+            ui.error(f"{name}: no such file")
+            status = EXIT_INPUT
+            continue
         result = verify_file(Path(name), expected_key_id=args.key_id)
         ui.verification(result.valid, result.key_id, result.reason, name)
         if not result.valid:
-            status = EXIT_FOUND
+            status = max(status, EXIT_FOUND)
     return status
 
 

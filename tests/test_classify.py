@@ -436,6 +436,16 @@ def test_guarded_resolver_on_a_dead_network_reads_resolver_unavailable() -> None
     assert "the resolver is unavailable" in result.reason
 
 
+def test_a_redirect_lookup_is_not_the_targets_dns_stage() -> None:
+    # https://good.example redirects to another host whose lookup fails: the
+    # HTTP observation carries that failure; the target's own DNS was fine.
+    https = Target("h", TargetKind.HTTPS, "example.org", 443, url="https://example.org/")
+    observations = (A2, dns(failure=Failure.DNS_NXDOMAIN, query="elsewhere.example"),
+                    http(failure=Failure.DNS_NXDOMAIN))
+    result = classify_target(https, observations, OK)
+    assert (result.verdict, result.method) == (Verdict.BLOCKED, Method.HTTP_FAILURE)
+
+
 # ---------------------------------------------------------------------------
 # Controls
 

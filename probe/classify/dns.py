@@ -76,7 +76,14 @@ def _describe(answer_set: tuple[str, frozenset[tuple[str, str]]]) -> str:
 
 
 def dns_stage(target: Target, observations: Sequence[Observation]) -> DNSStage:
-    lookups = [(i, o) for i, o in enumerate(observations) if isinstance(o, DNSObservation)]
+    # Only the target's own name: lookups made for a redirect's new host
+    # belong to the HTTP stage, which reports their failure itself.
+    own = target.host.rstrip(".").lower()
+    lookups = [
+        (i, o)
+        for i, o in enumerate(observations)
+        if isinstance(o, DNSObservation) and o.query.rstrip(".").lower() == own
+    ]
     if not lookups:
         return DNSStage(Stage(Outcome.ABSENT, Method.OK, "no DNS lookup"))
     return (

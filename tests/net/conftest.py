@@ -1,12 +1,9 @@
-"""Fixtures for the live-check tests: loopback servers and a loopback-only dialer."""
+"""Fixtures for the live-check tests: a loopback-only dialer, a clock, the test CA."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from servers import Certs, Lab, make_certs
+from servers import Certs
 
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
@@ -15,18 +12,6 @@ from probe.net.trust import TrustStore
 
 # Whatever PROBE_ALLOW_NETWORKS says, these tests only ever dial loopback.
 LOOPBACK = AllowList.parse("127.0.0.0/8,::1/128")
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(Path(tmp_path_factory.mktemp("certs")))
-
-
-@pytest.fixture(scope="session")
-def lab(certs: Certs) -> Iterator[Lab]:
-    lab = Lab(certs).start()
-    yield lab
-    lab.stop()
 
 
 @pytest.fixture
