@@ -30,31 +30,13 @@ from probe.net.dialer import Dialer, close_stream, send
 from probe.net.errors import failure_from_exception
 from probe.net.trust import TrustStore
 
-__all__ = ["TrustStore", "connect_and_handshake", "handshake"]
+__all__ = ["TrustStore", "connect_and_handshake"]
 
 _VERIFY_FAILURES = {
     Failure.SSL_INVALID_HOSTNAME,
     Failure.SSL_UNKNOWN_AUTHORITY,
     Failure.SSL_INVALID_CERTIFICATE,
 }
-
-
-async def handshake(
-    address: str,
-    port: int,
-    sni: str,
-    alpn: Sequence[str],
-    dialer: Dialer,
-    clock: Clock,
-    timeout: float,
-    trust: TrustStore,
-) -> TLSObservation:
-    """Connect and handshake; never raises for network trouble.
-
-    A failed connect is the handshake's failure (there was none).
-    """
-    _, tls = await connect_and_handshake(address, port, sni, alpn, dialer, clock, timeout, trust)
-    return tls
 
 
 async def connect_and_handshake(
@@ -67,7 +49,10 @@ async def connect_and_handshake(
     timeout: float,
     trust: TrustStore,
 ) -> tuple[TCPObservation, TLSObservation]:
-    """:func:`handshake`, plus the connect under it as its own observation.
+    """Connect and handshake; never raises for network trouble.
+
+    The connect under the handshake is its own observation (a failed
+    connect is also the handshake's failure: there was none).
 
     Same connection, not a second one: the classifier needs the connect
     to tell a connect timeout (an address blackholed) from a handshake

@@ -44,13 +44,6 @@ def test_a_good_handshake(lab: Lab, dialer: Dialer, trust: TrustStore, certs: Ce
     assert leaf.not_before < leaf.not_after and leaf.not_after.endswith("Z")
 
 
-def test_handshake_returns_the_tls_observation(lab: Lab, dialer: Dialer,
-                                               trust: TrustStore) -> None:
-    observation = asyncio.run(tls.handshake(SERVER, lab.ports["tls-good"], "good.test", (),
-                                            dialer, Clock(), 1.0, trust))
-    assert isinstance(observation, TLSObservation) and observation.verified
-
-
 @pytest.mark.parametrize(
     ("server", "sni", "failure", "subject", "issuer"),
     [
