@@ -29,7 +29,14 @@ from probe.net.dns import parse_resolver
 from probe.net.guard import AllowList
 from probe.net.plan import CheckSettings, Measurer
 from probe.net.tls import TrustStore
-from probe.report import ReportError, build_report, load_report, write_report_atomic, report_stem
+from probe.report import (
+    ReportError,
+    build_report,
+    free_stem,
+    load_report,
+    report_stem,
+    write_report_atomic,
+)
 from probe.runner import RunOptions, run_testlist
 from probe.sign import SigningKey, sign_report, verify_file
 from probe.testlist import TestListError, default_testlists, load_testlist
@@ -205,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_one(testlist: TestList, setup: RunSetup) -> tuple[dict, Path]:
     clock = Clock()
     started = datetime.now(UTC)
-    stem = report_stem(started, testlist.name)
+    stem = free_stem(setup.output_dir, report_stem(started, testlist.name))
     journal = Journal.open(journal_path(setup.output_dir, stem))
     measurer = Measurer(setup.settings, Dialer(setup.allow), clock, setup.trust)
     total = len(testlist.controls) + sum(len(f.targets) for f in testlist.features)

@@ -194,6 +194,21 @@ def report_stem(started: datetime, testlist_name: str) -> str:
     return f"{stamp}-{name}"
 
 
+def free_stem(directory: Path, stem: str) -> str:
+    """``stem``, or ``stem-2``, ``stem-3`` ...: never an existing report or journal.
+
+    Two runs of one list within a second would otherwise share a name, and
+    the second report would replace the first.
+    """
+    candidate, n = stem, 1
+    while (directory / f"{candidate}.json").exists() or (
+        directory / f"{candidate}.journal.jsonl"
+    ).exists():
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
+
+
 # --------------------------------------------------------------------------
 # The file form
 

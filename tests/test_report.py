@@ -15,6 +15,7 @@ import archive_samples as samples
 from probe import __version__
 from probe.model import Failure
 from probe.report import (
+    free_stem,
     FORMAT,
     ReportError,
     encode_report,
@@ -282,3 +283,11 @@ def test_load_accepts_unknown_members(tmp_path: Path) -> None:
     # Additive changes keep probe-report/1: a reader must not refuse them.
     path = report_with(tmp_path, lambda r: r.update(added_in_a_later_version={"x": 1}))
     assert load_report(path)["added_in_a_later_version"] == {"x": 1}
+
+
+def test_free_stem_never_reuses_a_report_or_journal_name(tmp_path: Path) -> None:
+    assert free_stem(tmp_path, "20261123T101500Z-x") == "20261123T101500Z-x"
+    (tmp_path / "20261123T101500Z-x.json").write_text("{}")
+    assert free_stem(tmp_path, "20261123T101500Z-x") == "20261123T101500Z-x-2"
+    (tmp_path / "20261123T101500Z-x-2.journal.jsonl").write_text("")
+    assert free_stem(tmp_path, "20261123T101500Z-x") == "20261123T101500Z-x-3"
