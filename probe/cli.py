@@ -39,7 +39,15 @@ from probe.report import (
 )
 from probe.runner import RunOptions, run_testlist
 from probe.sign import SigningKey, sign_report, verify_file
-from probe.testlist import TestListError, default_testlists, load_testlist
+from probe.testlist import (
+    PrefixOverrides,
+    TestListError,
+    apply_prefix_overrides,
+    default_testlists,
+    load_testlist,
+    parse_cidr_list,
+    parse_prefix_table,
+)
 
 EXIT_OK = 0
 EXIT_FOUND = 1
@@ -93,6 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-time", type=float, default=600.0, metavar="SECONDS", help="wall-time budget per list (default 600)")
     run.add_argument("--output-dir", type=Path, default=Path("results"), metavar="DIR", help="where reports go (default results/)")
     run.add_argument("--seed", type=int, help="seed for the random target order (for reproducible runs)")
+    run.add_argument(
+        "--prefix-table",
+        action="append",
+        default=[],
+        metavar="NAME=CIDR,...",
+        help="replace the list's prefix table NAME (e.g. with fresher ranges, or a lab's)",
+    )
+    run.add_argument(
+        "--default-prefixes",
+        metavar="CIDR,...",
+        help="expected prefixes for every target that has none (e.g. a lab's own ranges)",
+    )
     run.add_argument("--probe-asn", type=int, help="this network's ASN, if you know it (never your IP)")
     run.add_argument("--probe-cc", help="this network's two-letter country code, if you know it")
     output = run.add_mutually_exclusive_group()
@@ -158,13 +178,14 @@ class RunSetup:
     trust: TrustStore
     options: RunOptions
     output_dir: Path
+    overrides: PrefixOverrides
     probe_info: dict[str, object]
     show_progress: bool
 
     def config(self) -> dict[str, object]:
         """The settings that shaped the measurements, for the report."""
         settings = self.settings
-        return {
+        config: dict[str, object] = {
             "resolver": settings.resolver.text,
             "parallel": self.options.parallel,
             "max_time": self.options.max_time,
@@ -176,11 +197,21 @@ class RunSetup:
                 "http": settings.http_timeout,
             },
         }
+        if self.overrides:
+            config["prefix_overrides"] = self.overrides.describe()
+        return config
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     paths = args.lists or [str(p) for p in default_testlists()]
-    testlists = [load_testlist(p) for p in paths]  # all errors before any traffic
+    overrides = PrefixOverrides(
+        tables=dict(parse_prefix_table(text) for text in args.prefix_table),
+        default=parse_cidr_list(args.default_prefixes, "--default-prefixes")
+        if args.default_prefixes
+        else (),
+    )
+    # Every input error surfaces before any traffic.
+    testlists = [apply_prefix_overrides(load_testlist(p), overrides) for p in paths]
     if args.probe_cc is not None and not (len(args.probe_cc) == 2 and args.probe_cc.isalpha()):
         raise InputError(f"--probe-cc: expected a two-letter country code, got {args.probe_cc!r}")
     setup = RunSetup(
@@ -190,6 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         trust=TrustStore.from_bundle(args.ca_bundle) if args.ca_bundle else TrustStore(),
         options=RunOptions(parallel=args.parallel, max_time=args.max_time, seed=args.seed),
         output_dir=args.output_dir,
+        overrides=overrides,
         probe_info={"asn": args.probe_asn, "cc": args.probe_cc.upper() if args.probe_cc else None},
         show_progress=not (args.quiet or args.json),
     )

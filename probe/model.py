@@ -84,6 +84,9 @@ class Expectations:
     status: tuple[int, ...] = ()
     body_contains: str | None = None
     checked: str | None = None  # ISO date the expectation was last confirmed
+    # The list's prefix table the prefixes came from, so a lab (or a user
+    # with fresher data) can swap the table without editing the list.
+    prefix_table: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ import importlib.resources
 import ipaddress
 import re
 import socket
-from collections.abc import Collection
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -186,6 +186,71 @@ def default_testlists() -> tuple[Path, ...]:
     return tuple(sorted(p for p in folder.glob("*.yaml") if p.name != "controls.yaml"))
 
 
+@dataclass(frozen=True, slots=True)
+class PrefixOverrides:
+    """Expected address prefixes given at run time, over the list's own.
+
+    A lab serves every name from its own (documentation) ranges, and a
+    user may hold fresher data than the list; neither should edit it.
+    """
+
+    tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # For targets (and controls) that expect no prefixes at all.
+    default: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.tables or self.default)
+
+    def describe(self) -> dict[str, object]:
+        """For the report's config: the analyst must see what was swapped."""
+        return {"tables": {k: list(v) for k, v in sorted(self.tables.items())},
+                "default": list(self.default)}
+
+
+def apply_prefix_overrides(testlist: TestList, overrides: PrefixOverrides) -> TestList:
+    """The list with named tables replaced and the default filled in.
+
+    Table names the list does not use are ignored: one lab run covers
+    several lists, each with its own tables.
+    """
+
+    def fix(target: Target) -> Target:
+        expect = target.expect
+        if expect.prefix_table in overrides.tables:
+            expect = replace(expect, prefixes=overrides.tables[expect.prefix_table])
+        elif not expect.prefixes and overrides.default:
+            expect = replace(expect, prefixes=overrides.default)
+        return replace(target, expect=expect)
+
+    features = tuple(
+        replace(f, targets=tuple(fix(t) for t in f.targets)) for f in testlist.features
+    )
+    return replace(
+        testlist, features=features, controls=tuple(fix(t) for t in testlist.controls)
+    )
+
+
+def parse_cidr_list(text: str, what: str) -> tuple[str, ...]:
+    """``CIDR,CIDR,...`` from a command line; ValueError with one line if bad."""
+    cidrs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            cidrs.append(str(ipaddress.ip_network(item)))
+        except ValueError as exc:
+            raise ValueError(f"{what}: bad CIDR prefix {item!r}: {exc}") from None
+    if not cidrs:
+        raise ValueError(f"{what}: expected CIDR[,CIDR...]")
+    return tuple(cidrs)
+
+
+def parse_prefix_table(text: str) -> tuple[str, tuple[str, ...]]:
+    """``NAME=CIDR,CIDR`` from ``--prefix-table``."""
+    name, equals, cidrs = text.partition("=")
+    if not equals or not name.strip():
+        raise ValueError(f"--prefix-table {text!r}: expected NAME=CIDR[,CIDR...]")
+    return name.strip(), parse_cidr_list(cidrs, f"--prefix-table {name.strip()}")
+
+
 # --------------------------------------------------------------------------
 # Reading nodes with positions
 
@@ -346,6 +411,7 @@ class _PrefixTable:
     cidrs: tuple[str, ...]
     asn: int | None
     checked: str | None
+    name: str | None = None
 
 
 # --------------------------------------------------------------------------
@@ -531,6 +597,7 @@ class _TargetReader:
             checked=doc.date(values["checked"], "'checked'")
             if "checked" in values
             else table.checked,
+            prefix_table=table.name,
         )
 
     def table(self, node: ScalarNode) -> _PrefixTable:
@@ -596,6 +663,7 @@ def _prefix_tables(doc: _Document, entry: _Entry) -> dict[str, _PrefixTable]:
             checked=doc.date(entries["checked"].value, "'checked'")
             if "checked" in entries
             else None,
+            name=name,
         )
     return tables
 

@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 import probe
 from probe import testlist
 from probe.model import Expectations, TargetKind
-from probe.testlist import default_controls_path, default_testlists, load_testlist
+from probe.testlist import (
+    PrefixOverrides,
+    apply_prefix_overrides,
+    default_controls_path,
+    default_testlists,
+    load_testlist,
+    parse_prefix_table,
+)
 
 ListError = testlist.TestListError
 SHIPPED = Path(__file__).resolve().parent.parent / "testlists"
@@ -700,3 +707,30 @@ def test_fuzz_yaml_tokens(pieces: list[str]) -> None:
 @given(DOCUMENTS, st.booleans())
 def test_fuzz_structures(document: object, flow: bool) -> None:
     load_fuzzed(yaml.safe_dump(document, default_flow_style=flow, allow_unicode=True).encode("utf-8", "surrogatepass"))
+
+
+def test_prefix_overrides_replace_named_tables_and_fill_the_rest() -> None:
+    original = load_testlist(SHIPPED / "facebook.yaml")
+    overrides = PrefixOverrides(tables={"facebook": ("203.0.113.0/24",), "unused": ("198.51.100.0/24",)},
+                                default=("2001:db8:5::/64",))
+    changed = apply_prefix_overrides(original, overrides)
+    pairs = [(a, b) for fa, fb in zip(original.features, changed.features)
+             for a, b in zip(fa.targets, fb.targets)]
+    assert any(a.expect.prefix_table == "facebook" for a, _ in pairs)
+    for before, after in pairs:
+        if before.expect.prefix_table == "facebook":
+            assert after.expect.prefixes == ("203.0.113.0/24",)
+            assert after.expect.asn == before.expect.asn  # only the ranges change
+        elif not before.expect.prefixes:
+            assert after.expect.prefixes == ("2001:db8:5::/64",)
+        else:
+            assert after.expect == before.expect
+    assert all(c.expect.prefixes == ("2001:db8:5::/64",) for c in changed.controls)
+    assert apply_prefix_overrides(original, PrefixOverrides()) == original
+
+
+@pytest.mark.parametrize("text", ["facebook", "=1.2.3.0/24", "facebook=", "facebook=1.2.3.4/8", "x=nope"])
+def test_bad_prefix_table_flags_are_one_line_errors(text: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_prefix_table(text)
+    assert "--prefix-table" in str(caught.value) and "\n" not in str(caught.value)
