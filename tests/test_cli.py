@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from servers import Lab
+
+from probe.journal import read_journal
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -209,3 +213,54 @@ def test_world_readable_key_is_refused(env: dict[str, str]) -> None:
     done = probe("keys", "show", env=env)
     assert done.returncode == 2
     assert "chmod 600" in done.stderr
+
+
+def test_a_killed_run_keeps_what_it_measured_in_the_journal(
+    lab: Lab, certs, tmp_path: Path, env: dict[str, str]  # noqa: ANN001
+) -> None:
+    p = lab.ports
+    fast = "\n".join(
+        f"      - {{kind: dns, host: {name}, expect: {{prefixes: [127.0.0.0/8]}}}}"
+        for name in ("ok.test", "good.test", "other.test", "cname.test")
+    )
+    testlist = tmp_path / "slow.yaml"
+    testlist.write_text(f"""\
+name: slow
+version: "1"
+updated: 2026-11-23
+controls: [{{kind: dns, host: ok.test, expect: {{prefixes: [127.0.0.0/8]}}}}]
+features:
+  - id: fast
+    name: Fast
+    targets:
+{fast}
+  - id: slow
+    name: Never answers
+    targets:
+      - {{kind: tls, host: good.test, port: {p['hold']}, expect: {{prefixes: [127.0.0.0/8]}}}}
+""")
+    results = tmp_path / "results"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "probe", "run", str(testlist), "--quiet",
+         "--resolver", f"udp://127.0.0.2:{p['dns']}", "--output-dir", str(results),
+         "--ca-bundle", str(certs.ca)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        journal: list[Path] = []
+        while time.monotonic() < deadline:
+            journal = list(results.glob("*.journal.jsonl"))
+            if journal and journal[0].read_bytes().count(b"\n") >= 5:
+                break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)  # the TLS check still waits for its 8 s timeout
+    finally:
+        process.wait(timeout=10)
+    assert not list(results.glob("*.json")), "a killed run must not leave a report"
+    entries = read_journal(journal[0])
+    measured = {entry.target for entry in entries}
+    assert "control:dns://ok.test/A" in measured
+    assert {"dns://ok.test/A", "dns://good.test/A", "dns://other.test/A",
+            "dns://cname.test/A"} <= measured
+    assert all(entry.observations for entry in entries)
