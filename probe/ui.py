@@ -127,10 +127,36 @@ def summary(report: Mapping[str, Any], path: str) -> None:
             soft_wrap=True,
         )
     else:
-        for feature in features:
-            if feature["verdict"] != "reachable":
-                stdout.print(f"[bold]{feature['name']}:[/] {feature['reason']}", soft_wrap=True)
+        _failing_targets(report)
     stdout.print(f"report: [bold]{path}[/]", soft_wrap=True)
+
+
+# Enough to see the pattern on a screen; the report has every target.
+FAILING_SHOWN_PER_FEATURE = 4
+
+
+def _failing_targets(report: Mapping[str, Any]) -> None:
+    """Which endpoints of the non-reachable features failed, and how."""
+    table = Table(title="why", title_justify="left", show_lines=False)
+    table.add_column("target")
+    table.add_column("verdict")
+    table.add_column("evidence")
+    names = {f["id"]: f["name"] for f in report["features"]}
+    failing: dict[str, list[Mapping[str, Any]]] = {}
+    for target in report["targets"]:
+        if target["verdict"] != "reachable":
+            failing.setdefault(target["feature"], []).append(target)
+    for feature_id, targets in failing.items():
+        table.add_row(f"[bold]{names[feature_id]}[/]", "", "")
+        for target in targets[:FAILING_SHOWN_PER_FEATURE]:
+            table.add_row(
+                f"  {target['id']}", f"{_verdict(target['verdict'])} {target['method']}", target["reason"]
+            )
+        if len(targets) > FAILING_SHOWN_PER_FEATURE:
+            more = len(targets) - FAILING_SHOWN_PER_FEATURE
+            table.add_row(f"  [dim]… {more} more in the report[/]", "", "")
+    if failing:
+        stdout.print(table)
 
 
 def _guard_hint(reason: str) -> str:
