@@ -12,16 +12,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from probe import __version__, ui
+from probe.capture import CaptureError, bpf_for, capture
 from probe.diff import diff_reports
 from probe.journal import Journal, journal_path
 from probe.keys import KeyFileError, generate_key, key_info, load_or_create_key
+from probe.lab.cli import register as register_lab
 from probe.model import TargetResult, TestList
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
@@ -29,6 +33,7 @@ from probe.net.dns import parse_resolver
 from probe.net.guard import AllowList
 from probe.net.plan import CheckSettings, Measurer
 from probe.net.tls import TrustStore
+from probe.replay import ReplayError, flow_account, replay_report
 from probe.report import (
     ReportError,
     build_report,
@@ -63,9 +68,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except (InputError, TestListError, ReportError, KeyFileError, ValueError) as exc:
+    except (
+        InputError,
+        TestListError,
+        ReportError,
+        KeyFileError,
+        CaptureError,
+        ReplayError,
+        ValueError,
+    ) as exc:
         ui.error(str(exc))
         return EXIT_INPUT
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         ui.error("interrupted; finished targets are kept in the journal next to the report")
         return 130
@@ -115,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--probe-asn", type=int, help="this network's ASN, if you know it (never your IP)")
     run.add_argument("--probe-cc", help="this network's two-letter country code, if you know it")
+    run.add_argument(
+        "--capture",
+        type=Path,
+        metavar="FILE",
+        help="also record the probe's traffic to FILE (.pcapng or .pcap; needs root or CAP_NET_RAW)",
+    )
+    run.add_argument("--capture-interface", default="any", metavar="IF", help="interface to capture on (default any)")
     output = run.add_mutually_exclusive_group()
     output.add_argument("--quiet", action="store_true", help="print only the report paths")
     output.add_argument("--json", action="store_true", help="print the reports as JSON on stdout")
@@ -149,11 +173,30 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--force", action="store_true", help="replace an existing key")
     gen.set_defaults(handler=cmd_keys_generate)
 
+    replay = sub.add_parser(
+        "replay",
+        help="classify a recorded capture, or tell what happened in it",
+        description="Replay a pcap/pcapng capture. With --list: the same observations, "
+        "verdicts and signed report a live run gives. Without: one line per flow.",
+    )
+    replay.add_argument("pcap", type=Path, metavar="FILE")
+    replay.add_argument("--list", dest="testlist", metavar="LIST", help="test list to classify against")
+    replay.add_argument("--keylog", type=Path, metavar="FILE", help="TLS key log (default: FILE.keylog beside a .pcap, or keys inside a .pcapng)")
+    replay.add_argument("--output-dir", type=Path, default=Path("results"), metavar="DIR", help="where the report goes (default results/)")
+    replay.add_argument("--probe-asn", type=int, help="the captured network's ASN, if known")
+    replay.add_argument("--probe-cc", help="the captured network's two-letter country code, if known")
+    replay_output = replay.add_mutually_exclusive_group()
+    replay_output.add_argument("--quiet", action="store_true", help="print only the report path")
+    replay_output.add_argument("--json", action="store_true", help="JSON on stdout (the report, or one flow per line)")
+    replay.set_defaults(handler=cmd_replay)
+
     lists = sub.add_parser("lists", help="work with test lists")
     lists_sub = lists.add_subparsers(dest="lists_command", required=True, metavar="ACTION")
     validate = lists_sub.add_parser("validate", help="check test lists and report every error position")
     validate.add_argument("lists", nargs="+", metavar="LIST")
     validate.set_defaults(handler=cmd_lists_validate)
+
+    register_lab(sub)
     return parser
 
 
@@ -212,8 +255,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     # Every input error surfaces before any traffic.
     testlists = [apply_prefix_overrides(load_testlist(p), overrides) for p in paths]
-    if args.probe_cc is not None and not (len(args.probe_cc) == 2 and args.probe_cc.isalpha()):
-        raise InputError(f"--probe-cc: expected a two-letter country code, got {args.probe_cc!r}")
     setup = RunSetup(
         key=load_or_create_key(),
         allow=AllowList.from_env(),
@@ -222,7 +263,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options=RunOptions(parallel=args.parallel, max_time=args.max_time, seed=args.seed),
         output_dir=args.output_dir,
         overrides=overrides,
-        probe_info={"asn": args.probe_asn, "cc": args.probe_cc.upper() if args.probe_cc else None},
+        probe_info=_probe_info(args),
         show_progress=not (args.quiet or args.json),
     )
     try:
@@ -230,15 +271,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(f"--output-dir {setup.output_dir}: {exc.strerror}") from None
 
-    for testlist in testlists:
-        report, path = _run_one(testlist, setup)
-        if args.json:
-            ui.plain(json.dumps(report, ensure_ascii=False))
-        elif args.quiet:
-            ui.plain(str(path))
-        else:
-            ui.summary(report, str(path))
+    with ExitStack() as stack:
+        if args.capture is not None:
+            # Started (and its permissions checked) before the first packet.
+            bpf = bpf_for(testlists, setup.settings.resolver.port)
+            stack.enter_context(capture(args.capture, args.capture_interface, bpf))
+        for testlist in testlists:
+            report, path = _run_one(testlist, setup)
+            _show_report(report, path, args)
+    if args.capture is not None and not (args.quiet or args.json):
+        ui.plain(f"capture: {args.capture}")
     return EXIT_OK
+
+
+def _probe_info(args: argparse.Namespace) -> dict[str, object]:
+    """What the user chose to say about their network: never an address."""
+    if args.probe_cc is not None and not (len(args.probe_cc) == 2 and args.probe_cc.isalpha()):
+        raise InputError(f"--probe-cc: expected a two-letter country code, got {args.probe_cc!r}")
+    return {"asn": args.probe_asn, "cc": args.probe_cc.upper() if args.probe_cc else None}
+
+
+def _show_report(report: dict, path: Path, args: argparse.Namespace) -> None:
+    if args.json:
+        ui.plain(json.dumps(report, ensure_ascii=False))
+    elif args.quiet:
+        ui.plain(str(path))
+    else:
+        ui.summary(report, str(path))
 
 
 def _run_one(testlist: TestList, setup: RunSetup) -> tuple[dict, Path]:
@@ -277,6 +336,42 @@ def _run_one(testlist: TestList, setup: RunSetup) -> tuple[dict, Path]:
     # Only now is everything the journal held safely in the report.
     journal.remove()
     return signed, path
+
+
+# --------------------------------------------------------------------------
+# probe replay
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    if args.testlist is None:
+        return _replay_account(args)
+    testlist = load_testlist(args.testlist)
+    key = load_or_create_key()
+    replayed = replay_report(args.pcap, testlist, keylog=args.keylog, probe_info=_probe_info(args))
+    for warning in replayed.warnings:
+        ui.warning(warning)
+    signed = sign_report(replayed.report, key)
+    try:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--output-dir {args.output_dir}: {exc.strerror}") from None
+    stem = free_stem(args.output_dir, report_stem(replayed.started, testlist.name))
+    path = write_report_atomic(signed, args.output_dir, stem)
+    _show_report(signed, path, args)
+    return EXIT_OK
+
+
+def _replay_account(args: argparse.Namespace) -> int:
+    """No list: say what happened in the capture, one line per flow."""
+    if args.json:
+        summary = flow_account(args.pcap, lambda e: ui.plain(json.dumps(e.to_dict())), keylog=args.keylog)
+    else:
+        summary = flow_account(args.pcap, lambda e: ui.plain(f"{e.t:10.6f} {e.summary}"), keylog=args.keylog)
+    for warning in summary.warnings:
+        ui.warning(warning)
+    if not args.json:
+        ui.plain(f"{summary.packets} packets ({summary.format}), {summary.duration:.3f} s")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------

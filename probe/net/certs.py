@@ -10,7 +10,13 @@ from cryptography import x509
 from probe.model import Certificate
 
 # What cryptography raises on malformed certificates or extensions.
-_UNPARSABLE = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+# KeyError: cryptography raises it for some damaged extensions (found by fuzzing replay).
+_UNPARSABLE = (
+    ValueError,
+    KeyError,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 def certificate_from_der(der: bytes) -> Certificate:

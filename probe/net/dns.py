@@ -66,7 +66,7 @@ async def resolve(
     try:
         await _exchange(query, resolver, dialer, clock, timeout, window,
                         trust or TrustStore(), responses)
-        failure = _failure(responses[0], dns.rdatatype.to_text(query.question[0].rdtype))
+        failure = stub_failure(responses[0], dns.rdatatype.to_text(query.question[0].rdtype))
     except Exception as exc:
         failure = failure_from_exception(exc)
     return DNSObservation(
@@ -246,11 +246,11 @@ def _response(message: dns.message.Message, query: dns.message.QueryMessage,
     return DNSResponse(
         t=t,
         rcode=dns.rcode.to_text(message.rcode()),
-        answers=_answers(message, question.name, question.rdtype),
+        answers=answer_chain(message, question.name, question.rdtype),
     )
 
 
-def _answers(
+def answer_chain(
     message: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
 ) -> tuple[DNSAnswer, ...]:
     """The answer to (name, rdtype), following CNAMEs (RFC 1034 section 3.6.2).
@@ -277,7 +277,7 @@ def _answers(
     return tuple(answers)
 
 
-def _failure(first: DNSResponse, asked: str) -> Failure | None:
+def stub_failure(first: DNSResponse, asked: str) -> Failure | None:
     """The failure a stub resolver would report for the first response."""
     if first.rcode in _RCODE_FAILURES:
         return _RCODE_FAILURES[first.rcode]

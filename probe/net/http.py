@@ -119,9 +119,9 @@ async def fetch(
         body_length=len(body) if received else None,
         body_sha256=hashlib.sha256(body).hexdigest() if received else None,
         body_truncated=final.truncated,
-        title=_title(body, final.charset, keep) if received else None,
+        title=page_title(body, final.charset, keep) if received else None,
         body_contains_found=(
-            _contains(body, body_contains, final.truncated) if received else None
+            find_in_body(body, body_contains, final.truncated) if received else None
         ),
         redirects=tuple(
             HTTPHop(scrub(hop.url, keep), hop.status, scrub(hop.location or "", keep))
@@ -168,7 +168,7 @@ async def _read(response: httpx.Response, body_cap: int, final: _Final) -> None:
             return
 
 
-def _contains(body: bytes, needle: str | None, truncated: bool) -> bool | None:
+def find_in_body(body: bytes, needle: str | None, truncated: bool) -> bool | None:
     """Whether ``needle`` is in ``body``; None when unasked or undecidable
     (not found in a body cut at body_cap)."""
     if needle is None:
@@ -178,7 +178,7 @@ def _contains(body: bytes, needle: str | None, truncated: bool) -> bool | None:
     return None if truncated else False
 
 
-def _title(body: bytes, charset: str | None, keep: set[str]) -> str | None:
+def page_title(body: bytes, charset: str | None, keep: set[str]) -> str | None:
     """The first <title>'s text, as a browser's tab would show it.
 
     Found with plain searches, not a regular expression: linear time

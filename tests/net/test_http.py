@@ -181,10 +181,10 @@ def test_connection_failures(lab: Lab, dialer: Dialer, trust: TrustStore, port: 
     ],
 )
 def test_title(body: bytes, title: str | None) -> None:
-    assert http._title(body, None, set()) == title
+    assert http.page_title(body, None, set()) == title
 
 
 def test_title_uses_the_declared_charset() -> None:
     body = "<title>caf\u00e9</title>".encode("latin-1")
-    assert http._title(body, "latin-1", set()) == "caf\u00e9"
-    assert http._title(body, "no-such-charset", set()) == "caf\ufffd"
+    assert http.page_title(body, "latin-1", set()) == "caf\u00e9"
+    assert http.page_title(body, "no-such-charset", set()) == "caf\ufffd"

@@ -1,0 +1,277 @@
+"""A censor config as an nftables ruleset and tc commands, for the censor namespace.
+
+Pure: text and argv lists out, nothing run here (``probe.lab.censor.apply``
+runs them). All rules live in one table, so removing the censor is one
+``nft delete table``.
+
+Where packets meet which rule (the censor only forwards, between ``cl0``
+towards the client and ``sv0`` towards the servers):
+
+- nat ``prerouting``: redirects (DNAT). Packets the inspector re-sends
+  from the censor itself belong to a connection conntrack already knows,
+  so the kernel's NAT hooks (OUTPUT included, once any nat chain exists)
+  give them the same translation without a rule of their own.
+- filter ``forward``: residual 3-tuples, blackholes, partial drops, UDP
+  drops, random loss, and the hand-off to the inspector (client-to-server
+  TCP payload on the inspected ports is dropped here; the inspector saw a
+  copy on ``cl0`` and re-sends what it allows through the raw-socket
+  OUTPUT path, which this chain never sees).
+- filter ``postrouting``: throttled traffic is put in its htb class by
+  ``meta priority`` (no tc filter needed: htb classifies by skb priority
+  first), which also catches the inspector's re-sent packets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from probe.lab.censor.config import CensorConfig, Redirect, Selector
+
+__all__ = [
+    "CLIENT_IF",
+    "RESIDUAL_SETS",
+    "SERVER_IF",
+    "TABLE",
+    "Zone",
+    "ZoneError",
+    "inspected_ports",
+    "ruleset",
+    "tc_commands",
+    "tc_teardown",
+]
+
+TABLE = "plab_censor"  # in the inet family
+CLIENT_IF = "cl0"  # the censor's side of the client link (the lab contract)
+SERVER_IF = "sv0"
+RESIDUAL_SETS = {4: "residual4", 6: "residual6"}
+# htb classes of throttle rules: 1:10, 1:11 ... (1: is the root).
+_FIRST_CLASS = 0x10
+# Queue of a throttled class: about this many seconds of traffic at its rate.
+_QUEUE_SECONDS = 0.5
+_MTU = 1500
+
+
+class Zone(Protocol):
+    """What the rules need from the lab: its names and their addresses."""
+
+    @property
+    def addresses(self) -> Mapping[str, Sequence[str]]: ...
+
+
+class ZoneError(ValueError):
+    """The config names a host the lab's zone does not have."""
+
+
+def inspected_ports(config: CensorConfig) -> tuple[int, ...]:
+    """TCP ports whose client-to-server payload goes through the inspector."""
+    ports = {p for r in config.sni_reset for p in r.ports}
+    ports |= {p for r in config.http_host for p in r.ports}
+    return tuple(sorted(ports))
+
+
+def ruleset(config: CensorConfig, zone: Zone) -> str:
+    """The whole ``inet plab_censor`` table, for ``nft -f -``."""
+    redirects = [line for r in config.redirect for line in _redirect(r, zone)]
+    forward = [
+        *_residual(),
+        *(line for r in config.blackhole for line in _drop(_resolve(r.selector, zone), r.protocol)),
+        *(line for r in config.partial for line in _partial(r.names, r.drop, r.ports, zone)),
+        *(line for r in config.udp_drop for line in _drop(_resolve(r.selector, zone), "udp")),
+        *(line for r in config.loss for line in _loss(r.percent, _resolve(r.selector, zone))),
+        *_handoff(inspected_ports(config)),
+    ]
+    # First matching throttle rule wins: ``accept`` ends the chain.
+    postrouting = [
+        line
+        for i, r in enumerate(config.throttle)
+        for line in _both_ways(
+            _resolve(r.selector, zone), "any", f"meta priority set {_classid(i)} accept"
+        )
+    ]
+    out = [f"table inet {TABLE} {{"]
+    for version, name in RESIDUAL_SETS.items():
+        kind = "ipv4_addr" if version == 4 else "ipv6_addr"
+        out.append(f"\tset {name} {{ type {kind} . {kind} . inet_service; flags timeout; }}")
+    if redirects:
+        out += _chain("prerouting", "type nat hook prerouting priority dstnat", redirects)
+    out += _chain("forward", "type filter hook forward priority filter", forward)
+    if postrouting:
+        out += _chain("postrouting", "type filter hook postrouting priority filter", postrouting)
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def tc_commands(config: CensorConfig) -> list[list[str]]:
+    """htb on both censor interfaces: one class per throttle rule, the rest unshaped.
+
+    htb's default class 0 sends unclassified packets straight out, so only
+    the packets marked in ``postrouting`` are shaped (no netem here).
+    """
+    commands: list[list[str]] = []
+    if not config.throttle:
+        return commands
+    for dev in (CLIENT_IF, SERVER_IF):
+        commands.append(["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb"])
+        for i, rule in enumerate(config.throttle):
+            classid = _classid(i)
+            rate = f"{rule.rate}bit"
+            commands.append(
+                ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", classid, "htb",
+                 "rate", rate, "ceil", rate, "quantum", str(_MTU + 14)]
+            )  # fmt: skip
+            limit = max(10, int(rule.rate * _QUEUE_SECONDS / 8 / _MTU))
+            commands.append(
+                ["tc", "qdisc", "add", "dev", dev, "parent", classid, "pfifo", "limit", str(limit)]
+            )
+    return commands
+
+
+def _classid(index: int) -> str:
+    return f"1:{_FIRST_CLASS + index:x}"
+
+
+def tc_teardown(config: CensorConfig) -> list[list[str]]:
+    if not config.throttle:
+        return []
+    return [["tc", "qdisc", "del", "dev", dev, "root"] for dev in (CLIENT_IF, SERVER_IF)]
+
+
+# --------------------------------------------------------------------------
+# Pieces
+
+
+def _chain(name: str, hook: str, rules: Iterable[str]) -> list[str]:
+    return [
+        f"\tchain {name} {{",
+        f"\t\t{hook}; policy accept;",
+        *(f"\t\t{r}" for r in rules),
+        "\t}",
+    ]
+
+
+def _resolve(selector: Selector, zone: Zone) -> Selector:
+    """The selector with its names replaced by their lab addresses."""
+    if not selector.names:
+        return selector
+    addresses = list(selector.addresses)
+    for name in selector.names:
+        addresses += [a for a in _zone_addresses(name, zone) if a not in addresses]
+    return Selector(tuple(addresses), (), selector.ports)
+
+
+def _zone_addresses(name: str, zone: Zone) -> Sequence[str]:
+    found = zone.addresses.get(name)
+    if not found:
+        raise ZoneError(f"censor names {name}, which has no address in the lab's zone")
+    return found
+
+
+def _by_family(addresses: Iterable[str]) -> dict[str, list[str]]:
+    """Addresses grouped under their nftables family keyword, ip then ip6."""
+    groups: dict[str, list[str]] = {}
+    for a in addresses:
+        version = ipaddress.ip_network(a).version
+        groups.setdefault("ip" if version == 4 else "ip6", []).append(a)
+    return dict(sorted(groups.items()))
+
+
+def _set(items: Iterable[object]) -> str:
+    return "{ " + ", ".join(str(i) for i in items) + " }"
+
+
+def _matches(selector: Selector, protocol: str, way: str) -> list[str]:
+    """nftables match expressions for one direction: ``to`` (daddr/dport) or ``from``.
+
+    One expression per address family; a selector without addresses gives
+    one family-less expression ("" when it selects everything).
+    """
+    side = "d" if way == "to" else "s"
+    if selector.ports:
+        l4 = (
+            f"{protocol} {side}port"
+            if protocol != "any"
+            else f"meta l4proto {{ tcp, udp }} th {side}port"
+        )
+        l4 += f" {_set(selector.ports)}"
+    else:
+        l4 = "" if protocol == "any" else f"meta l4proto {protocol}"
+    if not selector.addresses:
+        return [l4]
+    return [
+        " ".join(filter(None, (f"{family} {side}addr {_set(addresses)}", l4)))
+        for family, addresses in _by_family(selector.addresses).items()
+    ]
+
+
+def _drop(selector: Selector, protocol: str) -> list[str]:
+    # Towards the servers only: a SYN that never arrives already kills a
+    # connection, and it is what a blackhole looks like from the client.
+    return [f"{m} drop".lstrip() for m in _matches(selector, protocol, "to")]
+
+
+def _both_ways(selector: Selector, protocol: str, action: str) -> list[str]:
+    if not (selector.addresses or selector.ports):
+        return [action]
+    return [f"{m} {action}" for way in ("to", "from") for m in _matches(selector, protocol, way)]
+
+
+def _loss(percent: int, selector: Selector) -> list[str]:
+    return _both_ways(selector, "any", f"numgen random mod 100 < {percent} drop")
+
+
+def _partial(names: Sequence[str], drop: int, ports: Sequence[int], zone: Zone) -> list[str]:
+    chosen: list[str] = []
+    for name in names:
+        for family in _by_family(_zone_addresses(name, zone)).values():
+            chosen += family[:drop]
+    return _drop(Selector(tuple(chosen), (), tuple(ports)), "any")
+
+
+def _redirect(rule: Redirect, zone: Zone) -> list[str]:
+    selector = _resolve(rule.selector, zone)
+    lines = []
+    targets = {("ip" if ipaddress.ip_address(t).version == 4 else "ip6"): t for t in rule.to}
+    for family, addresses in _by_family(selector.addresses).items():
+        target = targets.get(family)
+        if target is None:
+            continue  # no address of this family to send it to: left alone
+        for port in selector.ports:
+            to_port = rule.to_port or port
+            destination = f"{target}:{to_port}" if family == "ip" else f"[{target}]:{to_port}"
+            lines.append(
+                f"{family} daddr {_set(addresses)} meta l4proto {{ tcp, udp }} th dport {port} "
+                f"dnat {family} to {destination}"
+            )
+    return lines
+
+
+def _residual() -> list[str]:
+    # Filled by the inspector after a trigger (``nft add element``, with the
+    # rule's timeout). Only the client-to-server direction: no SYN gets through.
+    return [
+        f"{family} saddr . {family} daddr . tcp dport @{RESIDUAL_SETS[v]} drop"
+        for v, family in ((4, "ip"), (6, "ip6"))
+    ]
+
+
+def _handoff(ports: Sequence[int]) -> list[str]:
+    """Drop client-to-server TCP segments that carry payload on the inspected ports.
+
+    nftables cannot subtract header lengths, so there is one rule per TCP
+    data offset (RFC 9293 section 3.1: 5 to 15 words): payload is present
+    when the packet is longer than the IP header plus that offset. IPv4
+    with options and IPv6 with extension headers are not handed off (the
+    lab's stacks send neither).
+    """
+    if not ports:
+        return []
+    lines = []
+    for ip_header, condition in ((20, "ip hdrlength 5"), (40, "ip6 nexthdr tcp")):
+        for offset in range(5, 16):
+            lines.append(
+                f'iifname "{CLIENT_IF}" {condition} tcp dport {_set(ports)} '
+                f"tcp doff {offset} meta length > {ip_header + 4 * offset} drop"
+            )
+    return lines

@@ -1,0 +1,160 @@
+"""``probe lab``: list, run, bring up and take down lab scenarios.
+
+probe/cli.py adds this command with :func:`register`. Exit codes follow
+the probe's: 0 ok (every feature as the scenario expects), 1 some feature
+differs, 2 usage or input error (bad scenario or list, no root, a lab
+that cannot start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+from probe import ui
+from probe.lab.censor import CensorError
+from probe.lab.runner import (
+    ListRun,
+    ProbeSettings,
+    lab_up,
+    probe_argv,
+    probe_env,
+    run_scenario,
+)
+from probe.lab.scenario import (
+    ScenarioError,
+    find_scenario,
+    load_scenario,
+    shipped_scenarios,
+)
+from probe.lab.topology import LabError, destroy_all, require_root, state_dir
+from probe.testlist import TestListError, default_testlists
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_DIFFERS, EXIT_INPUT = 0, 1, 2
+# CensorConfigError and a full address plan are ValueErrors.
+_ERRORS = (LabError, ScenarioError, TestListError, CensorError, ValueError)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``lab`` and its actions to the probe's subcommands."""
+    lab = subparsers.add_parser(
+        "lab",
+        help="run the probe in a simulated censored network (needs root)",
+        description="Build a lab of network namespaces (client, on-path censor, servers) "
+        "from a scenario file, run the probe inside it and compare its verdicts with the "
+        "scenario's. Needs root. See docs/lab.md.",
+    )
+    actions = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", help="show the shipped scenarios")
+    listing.set_defaults(handler=_guarded(cmd_list))
+
+    run = actions.add_parser(
+        "run",
+        help="build a scenario's lab, run test lists in it, compare, tear it down",
+        description="Exit 0 when every feature's verdict and method is what the scenario "
+        "expects, 1 when one differs, 2 on an input error or a lab that cannot start.",
+    )
+    run.add_argument("scenario", metavar="SCENARIO", help="a shipped scenario's name or a scenario file")
+    run.add_argument("lists", nargs="*", type=Path, metavar="LIST",
+                     help="test lists (default: the shipped lists)")
+    run.add_argument("--capture", type=Path, metavar="DIR",
+                     help="also write a pcap of the client's interface per list: DIR/SCENARIO-LIST.pcap")
+    run.add_argument("--output-dir", type=Path, metavar="DIR",
+                     help="keep the signed reports here (default: removed with the lab)")
+    run.set_defaults(handler=_guarded(cmd_run))
+
+    up = actions.add_parser("up", help="build a scenario's lab and leave it running")
+    up.add_argument("scenario", metavar="SCENARIO")
+    up.set_defaults(handler=_guarded(cmd_up))
+
+    down = actions.add_parser("down", help="remove every lab on this machine")
+    down.set_defaults(handler=_guarded(cmd_down))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for path in shipped_scenarios():
+        scenario = load_scenario(path)
+        lists = ", ".join(sorted(scenario.expect)) or "no expectations"
+        ui.plain(f"{scenario.name:<14} {_first_sentence(scenario.description)} [{lists}]")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(find_scenario(args.scenario))
+    lists = list(args.lists) or list(default_testlists())
+    if args.output_dir is not None:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    require_root()
+    runs = run_scenario(
+        scenario,
+        lists,
+        ProbeSettings(output_dir=args.output_dir),
+        capture_dir=args.capture,
+        on_run=_show,
+    )
+    return EXIT_OK if all(run.ok for run in runs) else EXIT_DIFFERS
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    scenario = load_scenario(find_scenario(args.scenario))
+    require_root()
+    lists = list(default_testlists())
+    with lab_up(scenario, lists, keep=True) as lab:
+        net = lab.net
+        output = state_dir(net.prefix) / "results"
+        env = " ".join(f"{k}={v}" for k, v in probe_env(net).items())
+        command = shlex.join(probe_argv(lists, lab.certs, output, ProbeSettings(), quiet=False))
+        ui.plain(f"lab {net.prefix} is up with scenario {scenario.name!r}")
+        ui.plain(f"  namespaces: {net.client_ns} (the probe), {net.censor_ns}, {net.server_ns}")
+        ui.plain(f"  files:      {state_dir(net.prefix)} (certificates, zone, server logs)")
+        ui.plain(f"  a shell:    ip netns exec {net.client_ns} bash")
+        ui.plain(f"  measure:    ip netns exec {net.client_ns} env {env} {command}")
+        ui.plain("  remove:     probe lab down")
+    return EXIT_OK
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    removed = destroy_all()
+    ui.plain(f"removed {', '.join(removed)}" if removed else "no lab to remove")
+    return EXIT_OK
+
+
+def _show(run: ListRun) -> None:
+    ui.plain(f"scenario {run.scenario}, list {run.testlist}:")
+    ui.summary(run.report, str(run.report_path))
+    for check in run.checks:
+        if check.expected is not None and not check.ok:
+            expected = f"{check.expected.verdict}/{check.expected.method}"
+            ui.plain(f"  differs: {check.feature} is {check.verdict}/{check.method}, "
+                     f"the scenario expects {expected}")
+    for feature in run.missing:
+        ui.plain(f"  differs: the scenario expects feature {feature!r}, the list has none")
+    if run.capture is not None:
+        ui.plain(f"capture: {run.capture}")
+    judged = sum(check.expected is not None for check in run.checks)
+    verdict = "as expected" if run.ok else "NOT as expected"
+    ui.plain(f"{run.scenario} x {run.testlist}: {judged}/{len(run.checks)} features checked, {verdict}")
+
+
+def _first_sentence(text: str) -> str:
+    sentence = " ".join(text.split()).split(". ", 1)[0].rstrip(".")
+    return sentence + "."
+
+
+def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Lab problems are input errors: one line on stderr, exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(handler(args))
+        except _ERRORS as exc:
+            ui.error(str(exc))
+            return EXIT_INPUT
+
+    return run
+

@@ -1,0 +1,333 @@
+"""Targets of a test list matched to the flows of a capture.
+
+For each target this rebuilds the observation tuple the live plan
+(``probe.net.plan``) would have produced, in the same order, from the
+flows that carried that target's traffic:
+
+* dns: the lookup of the target's name and record type;
+* tcp / tls: the A lookup (and AAAA after an A that answered or had no
+  data), then per address, in the plan's order (A and AAAA interleaved,
+  at most ``max_addresses``), the connection to that address and port:
+  its connect (and its handshake, for tls);
+* http / https: the lookups of the URL's host, the lookups of redirect
+  hosts, then one HTTP observation for the fetch and its redirects.
+
+Flows are matched by name (DNS question, TLS SNI, HTTP Host) and by
+address and port (the addresses the target's lookups returned). A
+connection serves one target only; lookups may serve several (targets
+on one host share its answers). When the same name was looked up several
+times, a target takes the lookup made last before its first connection,
+so each target reads the answers its connections were made with.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Sequence
+from itertools import chain, zip_longest
+
+import httpx
+
+from probe.model import DNSObservation, Failure, Observation, Target, TargetKind
+from probe.net.dialer import is_ip_literal, url_host
+from probe.net.plan import CheckSettings
+from probe.replay.observe import (
+    Hop,
+    dns_observation,
+    handshake_outcome,
+    http_observation,
+    tcp_observation,
+    tls_observation,
+)
+from probe.replay.records import DNSExchange, HTTPExchange, TCPConnection
+from probe.wire.http1 import header
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_REDIRECTS = 5  # probe.net.http.fetch's default
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what httpx follows (RFC 9110 15.4)
+
+
+def _address(text: str) -> str:
+    """One spelling per address (DNS answers and packets format IPv6 apart)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def _start(conn: TCPConnection) -> float:
+    return conn.t_syn if conn.t_syn is not None else conn.t_first
+
+
+class FlowIndex:
+    """The capture's DNS exchanges and TCP connections, searchable."""
+
+    def __init__(
+        self, exchanges: Sequence[DNSExchange], connections: Sequence[TCPConnection],
+        settings: CheckSettings, capture_end: float,
+    ) -> None:
+        self.settings = settings
+        self.capture_end = capture_end
+        self._lookups: dict[tuple[str, str], list[DNSExchange]] = defaultdict(list)
+        for exchange in sorted(exchanges, key=lambda e: e.t0):
+            self._lookups[(exchange.name.rstrip(".").lower(), exchange.rtype.upper())].append(
+                exchange
+            )
+        self._connections: dict[tuple[str, int], list[TCPConnection]] = defaultdict(list)
+        for conn in sorted(connections, key=_start):
+            self._connections[(_address(conn.server), conn.server_port)].append(conn)
+        self._claimed: set[int] = set()
+        self._claimed_lookups: set[int] = set()
+
+    # -- DNS -----------------------------------------------------------------
+
+    def lookup(self, name: str, rtype: str, *, before: float | None = None,
+               after: float | None = None) -> DNSExchange | None:
+        """The lookup of (name, rtype): the last one started before ``before``
+        (and after ``after``) when given, else the first not yet used."""
+        found = self._lookups.get((name.rstrip(".").lower(), rtype.upper()), [])
+        if after is not None:
+            found = [e for e in found if e.t0 >= after]
+        if before is not None:
+            earlier = [e for e in found if e.t0 <= before]
+            return earlier[-1] if earlier else None
+        for exchange in found:
+            if id(exchange) not in self._claimed_lookups:
+                self._claimed_lookups.add(id(exchange))
+                return exchange
+        return found[-1] if found else None
+
+    def answered(self, name: str) -> set[str]:
+        """Every address any lookup of ``name`` returned (any response)."""
+        key = name.rstrip(".").lower()
+        return {
+            _address(answer.data)
+            for rtype in ("A", "AAAA")
+            for exchange in self._lookups.get((key, rtype), [])
+            for response in exchange.responses
+            for answer in response.answers
+            if answer.rtype in ("A", "AAAA")
+        }
+
+    def observe_lookup(self, exchange: DNSExchange) -> DNSObservation:
+        return dns_observation(exchange, self.settings, self.capture_end)
+
+    # -- TCP -----------------------------------------------------------------
+
+    def connections(self, address: str, port: int) -> list[TCPConnection]:
+        return [c for c in self._connections.get((_address(address), port), [])
+                if id(c) not in self._claimed]
+
+    def claim(self, conn: TCPConnection) -> None:
+        self._claimed.add(id(conn))
+
+
+def addresses_for(
+    index: FlowIndex, host: str, anchor: float | None, out: list[Observation],
+    after: float | None = None,
+) -> tuple[str, ...]:
+    """``probe.net.plan.Measurer._addresses`` replayed: the lookups are
+    appended to ``out``, the addresses come back in the plan's order.
+
+    ``anchor``: the lookups made last before this time; ``after``: the
+    first ones after that time; neither: the first not yet used.
+    """
+    if is_ip_literal(host):
+        return (host,)
+    found: list[tuple[str, ...]] = []
+    for rtype in ("A", "AAAA"):
+        exchange = index.lookup(host, rtype, before=anchor, after=after)
+        if exchange is None:
+            break
+        lookup = index.observe_lookup(exchange)
+        out.append(lookup)
+        found.append(lookup.addresses() if lookup.failure is None else ())
+        after = exchange.t0
+        if lookup.failure not in (None, Failure.DNS_NO_ANSWER):
+            break
+    mixed = (a for a in chain.from_iterable(zip_longest(*found)) if a is not None)
+    return tuple(dict.fromkeys(mixed))[: index.settings.max_addresses]
+
+
+class ReplayMeasurer:
+    """The runner's ``Measurer`` for a capture: each target's observations
+    come from the flows instead of the network."""
+
+    def __init__(self, index: FlowIndex) -> None:
+        self._index = index
+
+    async def measure(self, target: Target) -> tuple[Observation, ...]:
+        return self.observations(target)
+
+    def observations(self, target: Target) -> tuple[Observation, ...]:
+        out: list[Observation] = []
+        if target.kind is TargetKind.DNS:
+            exchange = self._index.lookup(target.host, target.rtype)
+            if exchange is not None:
+                out.append(self._index.observe_lookup(exchange))
+        elif target.kind in (TargetKind.HTTP, TargetKind.HTTPS):
+            self._http(target, out)
+        else:
+            self._connect(target, out)
+        return tuple(out)
+
+    # -- tcp / tls -------------------------------------------------------------
+
+    def _connect(self, target: Target, out: list[Observation]) -> None:
+        index = self._index
+        port = target.port or (443 if target.kind is TargetKind.TLS else None)
+        if port is None:
+            return
+        sni = target.sni or target.host
+        fits = _fits_tls(sni) if target.kind is TargetKind.TLS else _fits_tcp
+
+        def candidates(address: str) -> list[TCPConnection]:
+            return [c for c in index.connections(address, port) if fits(c)]
+
+        possible = (
+            {target.host} if is_ip_literal(target.host) else index.answered(target.host)
+        )
+        first = min(
+            (c for address in possible for c in candidates(address)), key=_start, default=None
+        )
+        addresses = addresses_for(index, target.host, _start(first) if first else None, out)
+        since = max((o.t0 for o in out), default=0.0)
+        for address in addresses:
+            conn = next((c for c in candidates(address) if _start(c) >= since), None)
+            if conn is None:
+                continue  # not in the capture (the guard, or a capture filter)
+            index.claim(conn)
+            if target.kind is TargetKind.TCP:
+                out.append(tcp_observation(conn, index.settings, index.capture_end))
+            else:
+                out.extend(tls_observation(conn, sni, target.alpn, index.settings,
+                                           index.capture_end))
+
+    # -- http / https ------------------------------------------------------------
+
+    def _http(self, target: Target, out: list[Observation]) -> None:
+        index = self._index
+        url = target.url or f"{target.kind}://{url_host(target.host)}/"
+        parsed = httpx.URL(url)
+        host = parsed.raw_host.decode("ascii")
+        port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+        first = self._first_request(parsed, host, port)
+        lookups: list[Observation] = []
+        addresses = addresses_for(index, host, _start(first) if first else None, lookups)
+        out.extend(lookups)
+        if not addresses or first is None or _address(first.server) != _address(addresses[0]):
+            return
+        hops, failure = self._follow(parsed, first, host, addresses[0], out)
+        if hops and not self._opaque(hops[-1]):
+            out.append(http_observation(
+                url, target.method, hops, index.settings, index.capture_end,
+                target.expect.body_contains, failure,
+            ))
+
+    def _opaque(self, hop: Hop) -> bool:
+        """An HTTPS request whose handshake worked but whose HTTP is
+        encrypted (no key log): what the server answered is unknown, so
+        no HTTP observation is made rather than a wrong one."""
+        if not hop.tls or hop.exchange is not None:
+            return False
+        index = self._index
+        return handshake_outcome(hop.conn, index.settings.http_timeout,
+                                 index.capture_end).failure is None
+
+    def _first_request(self, url: httpx.URL, host: str, port: int) -> TCPConnection | None:
+        index = self._index
+        possible = {host} if is_ip_literal(host) else index.answered(host)
+        candidates = [
+            c for address in possible for c in index.connections(address, port)
+            if _fits_request(c, url)
+        ]
+        return min(candidates, key=_start, default=None)
+
+    def _follow(
+        self, url: httpx.URL, conn: TCPConnection, host: str, address: str,
+        out: list[Observation],
+    ) -> tuple[list[Hop], Failure | None]:
+        """The hops of a fetch: each request, and the redirect it got.
+
+        Redirects are followed as ``probe.net.http`` follows them: a new
+        host is looked up (those lookups join ``out``), the original host
+        keeps its address, and a connection the server kept open may
+        carry the next request. The failure is one the redirects caused
+        (too many, or a Location httpx refuses), else None.
+        """
+        index = self._index
+        hops: list[Hop] = []
+        exchange = _exchange_for(conn, url)
+        for _ in range(_MAX_REDIRECTS + 1):
+            index.claim(conn)
+            hops.append(Hop(str(url), conn, exchange, url.scheme == "https"))
+            location = header(exchange.headers, "location") if exchange else None
+            if exchange is None or exchange.status not in _REDIRECTS or not location:
+                return hops, None
+            try:
+                url = url.join(location)
+            except httpx.InvalidURL:
+                # httpx refuses it too: RemoteProtocolError, in the live check.
+                return hops, Failure.HTTP_INVALID_RESPONSE
+            port = url.port or _DEFAULT_PORTS.get(url.scheme, 80)
+            new_host = url.raw_host.decode("ascii")
+            if new_host.lower() != host.lower():
+                lookups: list[Observation] = []
+                found = addresses_for(index, new_host, None, lookups,
+                                      after=exchange.t_response)
+                out.extend(lookups)
+                if not found:
+                    return hops, None
+                address = found[0]
+            same = (_address(conn.server), conn.server_port) == (_address(address), port)
+            reused = _exchange_for(conn, url, after=exchange.t_request) if same else None
+            if reused is not None:
+                exchange = reused
+                continue
+            later = [c for c in index.connections(address, port)
+                     if _start(c) >= _start(conn) and _fits_request(c, url)]
+            if not later:
+                return hops, None  # the next request is not in the capture
+            conn = later[0]
+            exchange = _exchange_for(conn, url)
+        return hops, Failure.HTTP_TOO_MANY_REDIRECTS
+
+
+def _fits_tcp(conn: TCPConnection) -> bool:
+    """The TCP check connects and closes without sending a byte."""
+    return conn.bytes_client == 0
+
+
+def _fits_tls(sni: str):  # type: ignore[no-untyped-def]
+    def fits(conn: TCPConnection) -> bool:
+        if conn.tls is None or conn.tls.client_hello is None:
+            return conn.bytes_client == 0  # a connect that failed, or no hello
+        return (conn.tls.client_hello.sni or "").lower() == sni.lower()
+    return fits
+
+
+def _fits_request(conn: TCPConnection, url: httpx.URL) -> bool:
+    host = url.raw_host.decode("ascii").lower()
+    if conn.bytes_client == 0:
+        return True  # the connect (or the handshake) failed
+    if url.scheme == "https":
+        hello = conn.tls.client_hello if conn.tls is not None else None
+        return hello is not None and (hello.sni or "").lower() == host
+    return _exchange_for(conn, url) is not None
+
+
+def _exchange_for(
+    conn: TCPConnection, url: httpx.URL, after: float | None = None
+) -> HTTPExchange | None:
+    """The first request on ``conn`` for ``url`` (after ``after``)."""
+    target = url.raw_path.decode("ascii")
+    host = url.raw_host.decode("ascii").lower().strip("[]")
+    for exchange in conn.http:
+        if after is not None and exchange.t_request <= after:
+            continue
+        sent = (exchange.host or "").lower()
+        sent_host = sent[1:].partition("]")[0] if sent.startswith("[") else sent.split(":")[0]
+        if exchange.target == target and sent_host == host:
+            return exchange
+    return None

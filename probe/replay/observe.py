@@ -1,0 +1,340 @@
+"""Flow records to the probe's observations, with the failure a client saw.
+
+The live checks record what their socket reported; here the same words
+are inferred from packets, with the live timeouts as the yardstick (a
+client gives up after them, so whatever came later is not part of what
+it saw). Errors go through ``probe.net.errors.failure_from_exception``,
+so that an ICMP "port unreachable" becomes exactly the failure the
+kernel's ECONNREFUSED becomes in a live run.
+
+The rules, in the order they are tried, are in docs/replay.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+
+from probe.model import (
+    DNSObservation,
+    Failure,
+    HTTPHop,
+    HTTPObservation,
+    TCPObservation,
+    TLSObservation,
+)
+from probe.net.certs import certificate_from_der
+from probe.net.dialer import url_host
+from probe.net.dns import stub_failure
+from probe.net.errors import failure_from_exception
+from probe.net.plan import CheckSettings
+from probe.net.scrub import scrub
+from probe.replay.records import (
+    DNSExchange,
+    HTTPExchange,
+    ICMPError,
+    TCPConnection,
+    TLSFacts,
+)
+from probe.replay.tls import first_fatal
+from probe.wire.http1 import header
+from probe.wire.tls import Alert
+
+# ICMP destination unreachable codes to the errno Linux gives a connecting
+# socket (net/ipv4/icmp.c icmp_err_convert; net/ipv6/icmp.c tab_unreach).
+_ICMP4_UNREACHABLE = {
+    0: errno.ENETUNREACH, 1: errno.EHOSTUNREACH, 2: errno.ENOPROTOOPT, 3: errno.ECONNREFUSED,
+    4: errno.EMSGSIZE, 5: errno.EOPNOTSUPP, 6: errno.ENETUNREACH, 7: errno.EHOSTDOWN,
+    8: errno.ENONET, 9: errno.ENETUNREACH, 10: errno.EHOSTUNREACH, 11: errno.ENETUNREACH,
+    12: errno.EHOSTUNREACH, 13: errno.EHOSTUNREACH, 14: errno.EHOSTUNREACH,
+    15: errno.EHOSTUNREACH,
+}
+_ICMP6_UNREACHABLE = {
+    0: errno.ENETUNREACH, 1: errno.EACCES, 2: errno.EHOSTUNREACH, 3: errno.EHOSTUNREACH,
+    4: errno.ECONNREFUSED, 5: errno.EACCES, 6: errno.EACCES,
+}
+
+# Alerts an OpenSSL client sends when it rejects a certificate
+# (ssl/statem/statem_lib.c, ssl_x509err2alert) and what the live check
+# reports for the verification error behind each.
+_CERTIFICATE_ALERTS = {
+    48: Failure.SSL_UNKNOWN_AUTHORITY,  # unknown_ca: issuer unknown, self-signed
+    43: Failure.SSL_INVALID_CERTIFICATE,  # unsupported_certificate
+    44: Failure.SSL_INVALID_CERTIFICATE,  # certificate_revoked
+    45: Failure.SSL_INVALID_CERTIFICATE,  # certificate_expired
+    46: Failure.SSL_INVALID_CERTIFICATE,  # certificate_unknown
+}
+_BAD_CERTIFICATE = 42  # hostname mismatch, but also not yet valid, weak key ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    failure: Failure | None
+    t: float
+
+
+def icmp_failure(error: ICMPError) -> Failure:
+    """The failure a socket reports for an ICMP error about its flow."""
+    if (error.version == 4 and error.type == 11) or (error.version == 6 and error.type == 3):
+        code = errno.EHOSTUNREACH  # time exceeded
+    else:
+        table = _ICMP4_UNREACHABLE if error.version == 4 else _ICMP6_UNREACHABLE
+        code = table.get(error.code, errno.EHOSTUNREACH)
+    return failure_from_exception(OSError(code, os.strerror(code)))
+
+
+def _deadline(start: float, timeout: float, capture_end: float) -> float:
+    """When a client that heard nothing gave up: its timeout, or the end
+    of the capture if that came first (nothing more can be known)."""
+    return round(min(start + timeout, max(capture_end, start)), 6)
+
+
+# --------------------------------------------------------------------------
+# DNS
+
+
+def dns_observation(
+    exchange: DNSExchange, settings: CheckSettings, capture_end: float
+) -> DNSObservation:
+    """What the live DNS check would have recorded for this exchange.
+
+    Over UDP it listens ``dns_window`` seconds after the first response;
+    over TCP it reads one response. Later responses are left out here
+    (the per-flow account keeps them all).
+    """
+    timeout = settings.dns_timeout
+    in_time = [r for r in exchange.responses if r.t - exchange.t0 <= timeout]
+    if in_time and exchange.transport == "udp":
+        window_end = in_time[0].t + settings.dns_window
+        kept = tuple(r for r in in_time if r.t <= window_end)
+    else:
+        kept = tuple(in_time[:1])
+    resolver = f"{exchange.transport}://{url_host(exchange.server)}:{exchange.server_port}"
+    failure: Failure | None
+    if kept:
+        failure = stub_failure(kept[0], exchange.rtype)
+        t = round(kept[0].t + settings.dns_window, 6) if exchange.transport == "udp" else kept[0].t
+    elif exchange.icmp is not None and exchange.icmp.t - exchange.t0 <= timeout:
+        failure, t = icmp_failure(exchange.icmp), exchange.icmp.t
+    else:
+        t = _deadline(exchange.t0, timeout, capture_end)
+        failure = Failure.DNS_SERVER_MISBEHAVING if exchange.ignored else Failure.GENERIC_TIMEOUT
+    return DNSObservation(
+        query=exchange.name,
+        rtype=exchange.rtype,
+        resolver=resolver,
+        t0=exchange.t0,
+        t=t,
+        failure=failure,
+        responses=kept,
+    )
+
+
+# --------------------------------------------------------------------------
+# TCP
+
+
+def connect_outcome(conn: TCPConnection, timeout: float, capture_end: float) -> Outcome:
+    """How the connect ended for the client: the first of SYN-ACK, RST,
+    ICMP error within the timeout; otherwise a timeout."""
+    start = conn.t_syn if conn.t_syn is not None else conn.t_first
+    if conn.t_syn is None:
+        return Outcome(None, start)  # the capture began mid-connection
+    events: list[tuple[float, Failure | None]] = []
+    if conn.t_synack is not None:
+        events.append((conn.t_synack, None))
+    refusal = next((r for r in conn.resets if r.by == "server" and not r.established), None)
+    if refusal is not None and conn.t_synack is None:
+        events.append((refusal.t, Failure.CONNECTION_REFUSED))
+    if conn.icmp is not None:
+        events.append((conn.icmp.t, icmp_failure(conn.icmp)))
+    events = sorted((e for e in events if e[0] - start <= timeout), key=lambda e: e[0])
+    if events:
+        t, failure = events[0]
+        return Outcome(failure, t)
+    return Outcome(Failure.GENERIC_TIMEOUT, _deadline(start, timeout, capture_end))
+
+
+def tcp_observation(conn: TCPConnection, settings: CheckSettings, capture_end: float) -> TCPObservation:
+    outcome = connect_outcome(conn, settings.tcp_timeout, capture_end)
+    t0 = conn.t_syn if conn.t_syn is not None else conn.t_first
+    return TCPObservation(conn.server, conn.server_port, t0, outcome.t, outcome.failure)
+
+
+# --------------------------------------------------------------------------
+# TLS
+
+
+def handshake_outcome(conn: TCPConnection, timeout: float, capture_end: float) -> Outcome:
+    """How the handshake on an established connection ended for the client."""
+    start = conn.t_synack if conn.t_synack is not None else conn.t_first
+    tls = conn.tls
+    if tls is not None and tls.t_done is not None and tls.t_done - start <= timeout:
+        return Outcome(None, tls.t_done)
+    events: list[tuple[float, Failure]] = []
+    if tls is not None:
+        client = first_fatal(tls.alerts, "client")
+        if client is not None:
+            events.append((client.t, _client_alert_failure(client.alert, tls)))
+        server = first_fatal(tls.alerts, "server")
+        if server is not None:
+            events.append((server.t, Failure.SSL_FAILED_HANDSHAKE))
+        if tls.error is not None and tls.error.startswith("server"):
+            # The server answered with something that is not TLS (OpenSSL:
+            # "wrong version number" and the like).
+            when = conn.t_server_data if conn.t_server_data is not None else conn.t_last
+            events.append((when, Failure.SSL_FAILED_HANDSHAKE))
+    reset = next((r for r in conn.resets if r.by == "server"), None)
+    if reset is not None:
+        events.append((reset.t, Failure.CONNECTION_RESET))
+    if conn.t_fin_server is not None:
+        events.append((conn.t_fin_server, Failure.EOF))
+    events = sorted((e for e in events if e[0] - start <= timeout), key=lambda e: e[0])
+    if events:
+        t, failure = events[0]
+        return Outcome(failure, t)
+    return Outcome(Failure.GENERIC_TIMEOUT, _deadline(start, timeout, capture_end))
+
+
+def _client_alert_failure(alert: Alert | None, tls: TLSFacts) -> Failure:
+    """Why the client aborted, from its alert (None: it was encrypted)."""
+    if alert is None:
+        return Failure.SSL_FAILED_HANDSHAKE
+    if alert.description in _CERTIFICATE_ALERTS:
+        return _CERTIFICATE_ALERTS[alert.description]
+    if alert.description == _BAD_CERTIFICATE:
+        # Mostly a name mismatch; when the certificate is visible and does
+        # name the server, it was something else about the certificate.
+        sni = tls.client_hello.sni if tls.client_hello else None
+        if tls.certificates and sni and _names_match(tls.certificates[0], sni):
+            return Failure.SSL_INVALID_CERTIFICATE
+        return Failure.SSL_INVALID_HOSTNAME
+    return Failure.SSL_FAILED_HANDSHAKE
+
+
+def _names_match(der: bytes, host: str) -> bool:
+    """RFC 6125 section 6.4: exact or single left-most wildcard label."""
+    host = host.lower().rstrip(".")
+    for name in certificate_from_der(der).names:
+        name = name.lower().rstrip(".")
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:]:
+            return True
+    return False
+
+
+def tls_observation(
+    conn: TCPConnection, sni: str, alpn: tuple[str, ...], settings: CheckSettings,
+    capture_end: float,
+) -> tuple[TCPObservation, TLSObservation]:
+    """The pair the live TLS check records: its connect, then its handshake."""
+    connect = tcp_observation(conn, settings, capture_end)
+    tls = conn.tls
+    hello = tls.client_hello if tls is not None else None
+    offered_sni = hello.sni if hello is not None and hello.sni else sni
+    offered_alpn = hello.alpn if hello is not None else alpn
+    if connect.failure is not None:
+        return connect, TLSObservation(
+            conn.server, conn.server_port, offered_sni, offered_alpn, connect.t0, connect.t,
+            connect.failure,
+        )
+    outcome = handshake_outcome(conn, settings.tls_timeout, capture_end)
+    done = outcome.failure is None and tls is not None and tls.server_hello is not None
+    return connect, TLSObservation(
+        address=conn.server,
+        port=conn.server_port,
+        sni=offered_sni,
+        alpn_offered=offered_alpn,
+        t0=connect.t0,
+        t=outcome.t,
+        failure=outcome.failure,
+        version=tls.server_hello.version_name if done and tls and tls.server_hello else None,
+        cipher=tls.server_hello.cipher_name if done and tls and tls.server_hello else None,
+        alpn=tls.alpn if done and tls else None,
+        certificates=tuple(certificate_from_der(der) for der in tls.certificates) if tls else (),
+        # The client finished the handshake: it accepted the chain.
+        verified=done,
+    )
+
+
+# --------------------------------------------------------------------------
+# HTTP
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One request of a fetch: the connection it went on and what came back."""
+
+    url: str
+    conn: TCPConnection
+    exchange: HTTPExchange | None
+    tls: bool
+
+
+def exchange_outcome(hop: Hop, settings: CheckSettings, capture_end: float) -> Outcome:
+    """How one request ended: connect, TLS, then the response."""
+    connect = connect_outcome(hop.conn, settings.http_timeout, capture_end)
+    if connect.failure is not None:
+        return connect
+    if hop.tls:
+        handshake = handshake_outcome(hop.conn, settings.http_timeout, capture_end)
+        if handshake.failure is not None:
+            return handshake
+    exchange = hop.exchange
+    if exchange is not None and exchange.complete and exchange.t_end is not None:
+        return Outcome(None, exchange.t_end)
+    if exchange is not None and exchange.body_truncated:
+        return Outcome(None, exchange.t_end or hop.conn.t_last)  # read up to the cap
+    conn = hop.conn
+    reset = next((r for r in conn.resets if r.by == "server"), None)
+    events: list[tuple[float, Failure]] = []
+    if reset is not None:
+        events.append((reset.t, Failure.CONNECTION_RESET))
+    if conn.t_fin_server is not None:
+        events.append((conn.t_fin_server, Failure.EOF))
+    start = exchange.t_request if exchange is not None else connect.t
+    events = sorted(e for e in events if e[0] >= start)
+    if events:
+        return Outcome(events[0][1], events[0][0])
+    return Outcome(Failure.GENERIC_TIMEOUT, _deadline(start, settings.http_timeout, capture_end))
+
+
+def http_observation(
+    url: str, method: str, hops: list[Hop], settings: CheckSettings, capture_end: float,
+    body_contains: str | None, redirect_failure: Failure | None,
+) -> HTTPObservation:
+    """The observation of one fetch with its redirects, as ``probe.net.http``
+    records it (every IP literal but the servers dialled scrubbed).
+    ``redirect_failure``: the redirects went wrong (too many, a bad Location)."""
+    first, last = hops[0], hops[-1]
+    outcome = exchange_outcome(last, settings, capture_end)
+    failure = redirect_failure or outcome.failure
+    exchange = last.exchange
+    keep = {hop.conn.server for hop in hops}
+    received = failure is None and exchange is not None and exchange.status is not None
+    found = dict(exchange.needles).get(body_contains) if exchange and body_contains else None
+    t0 = first.conn.t_syn if first.conn.t_syn is not None else first.conn.t_first
+    return HTTPObservation(
+        url=url,
+        method=method,
+        address=first.conn.server,
+        t0=t0,
+        t=outcome.t,
+        failure=failure,
+        # A failed redirect leaves the live check without a final response.
+        status=exchange.status if exchange is not None and redirect_failure is None else None,
+        headers=tuple((k, scrub(v, keep)) for k, v in exchange.headers) if exchange else (),
+        body_length=exchange.body_length if received and exchange else None,
+        body_sha256=exchange.body_sha256 if received and exchange else None,
+        body_truncated=exchange.body_truncated if exchange else False,
+        title=exchange.title if received and exchange else None,
+        redirects=tuple(
+            HTTPHop(scrub(hop.url, keep), hop.exchange.status or 0,
+                    scrub(header(hop.exchange.headers, "location") or "", keep))
+            for hop in hops[:-1] if hop.exchange is not None
+        ),
+        body_contains_found=found if received else None,
+    )
+

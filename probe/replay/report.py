@@ -1,0 +1,174 @@
+"""A capture and a test list in, the same report a live run makes out.
+
+The replayed observations go through the runner and the classifier that
+live runs use (``probe.runner.run_testlist`` with a measurer that reads
+flows instead of the network), then through ``probe.report.build_report``
+with ``source: replay`` and the capture's sha256. Every time in the report
+comes from the capture (started/finished are its first and last packets),
+so the same capture, list and key give a byte-identical signed report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from probe.capture import keylog_path
+from probe.model import TestList
+from probe.net.dns import parse_resolver
+from probe.net.plan import CheckSettings
+from probe.replay.capfile import CaptureReader
+from probe.replay.engine import CaptureSummary, ExtractOptions, Extractor
+from probe.replay.errors import ReplayError
+from probe.replay.match import FlowIndex, ReplayMeasurer
+from probe.replay.records import DNSExchange, Record, TCPConnection
+from probe.replay.tlskeys import KeyLog
+from probe.report import build_report
+from probe.runner import RunOptions, run_testlist
+
+# The order targets are matched in (which connection serves which of two
+# identical targets) follows the runner's shuffle; fixing its seed keeps a
+# replay reproducible.
+_SEED = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    report: dict[str, Any]  # unsigned; sign it with probe.sign.sign_report
+    summary: CaptureSummary
+    warnings: tuple[str, ...]
+    started: datetime  # the capture's first packet, e.g. for probe.report.report_stem
+
+
+def default_settings() -> CheckSettings:
+    """The live defaults: a replay judges timeouts by what a live run waits."""
+    return CheckSettings(resolver=parse_resolver("system"))
+
+
+def read_keylog(pcap: Path, path: Path | str | None) -> KeyLog | None:
+    """The key log for ``pcap``: ``path`` (``--keylog``) when given, else the
+    ``FILE.keylog`` that ``probe.capture`` writes beside a ``.pcap`` capture,
+    else None (a pcapng capture may carry its own keys). An unreadable
+    ``path`` is a one-line ValueError."""
+    if path is None:
+        beside = keylog_path(pcap)
+        if not beside.is_file():
+            return None
+        path = beside
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"--keylog {path}: {exc.strerror or exc}") from None
+    return KeyLog.parse(data.splitlines())
+
+
+def extract(
+    pcap: Path, settings: CheckSettings, keys: KeyLog | None, needles: tuple[str, ...],
+    keep: Callable[[Record], bool] | None = None,
+) -> tuple[list[Record], CaptureSummary]:
+    """Every record of the capture that ``keep`` accepts (default: all)."""
+    records: list[Record] = []
+    options = ExtractOptions(
+        dns_timeout=settings.dns_timeout, body_cap=settings.body_cap, needles=needles, keys=keys
+    )
+
+    def emit(record: Record) -> None:
+        if keep is None or keep(record):
+            records.append(record)
+
+    summary = Extractor(options, emit).run(CaptureReader(pcap))
+    return records, summary
+
+
+def pcap_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def replay_report(
+    pcap: Path,
+    testlist: TestList,
+    *,
+    settings: CheckSettings | None = None,
+    keylog: Path | str | None = None,
+    probe_info: dict[str, Any] | None = None,
+) -> ReplayReport:
+    """Observations from ``pcap`` for every target of ``testlist``, classified.
+
+    Raises ``ReplayError`` (a capture it cannot read) and ``ValueError``
+    (an unreadable key log); damage part-way through the capture becomes
+    ``warnings`` (also recorded in the report's config).
+    """
+    settings = settings or default_settings()
+    keys = read_keylog(pcap, keylog)
+    targets = [*testlist.controls, *(t for f in testlist.features for t in f.targets)]
+    needles = tuple(dict.fromkeys(
+        t.expect.body_contains for t in targets if t.expect.body_contains
+    ))
+    records, summary = extract(pcap, settings, keys, needles, _relevant)
+    index = FlowIndex(
+        [r for r in records if isinstance(r, DNSExchange)],
+        [r for r in records if isinstance(r, TCPConnection)],
+        settings,
+        summary.duration,
+    )
+    result = asyncio.run(run_testlist(
+        testlist, ReplayMeasurer(index),
+        RunOptions(parallel=1, endpoint_spacing=0.0, max_time=1e9, seed=_SEED),
+    ))
+    started = _moment(pcap, summary.first_ns, 0.0)
+    report = build_report(
+        testlist=testlist,
+        results=result.targets,
+        controls=result.controls,
+        control_status=result.control_status,
+        features=result.features,
+        started=started,
+        finished=_moment(pcap, summary.first_ns, summary.duration),
+        source={"kind": "replay", "pcap_sha256": pcap_sha256(pcap)},
+        probe_info=probe_info or {},
+        config=_config(settings, summary, keys is not None),
+    )
+    return ReplayReport(report, summary, summary.warnings, started)
+
+
+def _relevant(record: Record) -> bool:
+    """Targets are matched to DNS exchanges and TCP connections only."""
+    return isinstance(record, DNSExchange | TCPConnection)
+
+
+def _moment(pcap: Path, first_ns: int | None, offset: float) -> datetime:
+    try:
+        base = datetime.fromtimestamp((first_ns or 0) // 1_000_000_000, UTC)
+        return base + timedelta(seconds=round(offset))
+    except (ValueError, OverflowError, OSError):
+        raise ReplayError(
+            f"{pcap}: packet times out of any calendar's range (first packet at "
+            f"{(first_ns or 0) // 1_000_000_000} s since 1970)"
+        ) from None
+
+
+def _config(settings: CheckSettings, summary: CaptureSummary, keylog: bool) -> dict[str, Any]:
+    return {
+        "replay": {
+            "format": summary.format,
+            "packets": summary.packets,
+            "keylog": keylog,
+            "warnings": list(summary.warnings),
+        },
+        "timeouts": {
+            "dns": settings.dns_timeout,
+            "dns_window": settings.dns_window,
+            "tcp": settings.tcp_timeout,
+            "tls": settings.tls_timeout,
+            "http": settings.http_timeout,
+        },
+    }

@@ -1,0 +1,107 @@
+"""``probe lab list | run | up | down`` as a user types them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from environment import in_ci
+
+from probe.lab import topology
+from probe.lab.cli import register
+from probe.lab.scenario import shipped_scenarios
+
+ROOT = Path(__file__).resolve().parents[2]
+WHATSAPP = str(ROOT / "testlists" / "whatsapp.yaml")
+
+
+def lab(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="probe")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["lab", *argv])
+    return int(args.handler(args))
+
+
+def test_list_shows_every_shipped_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lab("list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [p.stem for p in shipped_scenarios()]
+    assert all(line.endswith("[facebook, vpn, whatsapp]") for line in lines)
+
+
+def test_an_unknown_scenario_is_an_input_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lab("run", "no-such-scenario") == 2
+    err = capsys.readouterr().err
+    assert "no such scenario" in err and len(err.strip().splitlines()) == 1
+
+
+def test_without_root_the_lab_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    for argv in (("run", "clean"), ("up", "clean"), ("down",)):
+        assert lab(*argv) == 2
+        err = capsys.readouterr().err
+        assert "needs root" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.usefixtures("lab_host")
+@pytest.mark.timeout(180)
+def test_run_compares_captures_and_keeps_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    captures, reports = tmp_path / "pcaps", tmp_path / "reports"
+    assert lab("run", "clean", WHATSAPP, "--capture", str(captures),
+               "--output-dir", str(reports)) == 0
+    out = capsys.readouterr().out
+    assert "clean x whatsapp: 4/4 features checked, as expected" in out
+    assert (captures / "clean-whatsapp.pcap").stat().st_size > 1000
+    (report,) = reports.glob("*-whatsapp.json")
+    verify = subprocess.run([sys.executable, "-m", "probe", "verify", str(report)],
+                            capture_output=True, text=True, cwd=ROOT, check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert json.loads(report.read_text())["config"]["resolver"] == "udp://203.0.113.53:53"
+
+    # A scenario that expects the wrong thing: exit 1, and the line says what differs.
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("name: wrong\ndescription: clean, expecting a block\n"
+                     "expect: {whatsapp: {media: {verdict: blocked, method: tls-reset}}}\n")
+    assert lab("run", str(wrong), WHATSAPP) == 1
+    out = capsys.readouterr().out
+    assert "differs: media is reachable/ok, the scenario expects blocked/tls-reset" in out
+    assert not any(p.startswith("plab-") and p in out for p in topology.lab_prefixes())
+
+
+@pytest.mark.usefixtures("lab_host")
+def test_up_leaves_a_working_lab_and_down_removes_it(capsys: pytest.CaptureFixture[str]) -> None:
+    before = set(topology.lab_prefixes())
+    assert lab("up", "dns-nxdomain") == 0
+    (prefix,) = set(topology.lab_prefixes()) - before
+    out = capsys.readouterr().out
+    try:
+        assert f"lab {prefix} is up" in out and f"ip netns exec {prefix}-client" in out
+        # The servers outlive the command: the client namespace's resolver (via
+        # /etc/netns) answers, and the scenario's zone is in force.
+        lookup = topology.run_in(
+            f"{prefix}-client",
+            [sys.executable, "-c", ("import socket\n"
+             "print(socket.getaddrinfo('www.example.com', 443)[0][4][0])\n"
+             "try: socket.getaddrinfo('e1.whatsapp.net', 443)\n"
+             "except socket.gaierror as e: print('nxdomain', e.errno == socket.EAI_NONAME)")],
+            capture_output=True, text=True, timeout=30,
+        )
+        address, nxdomain = lookup.stdout.splitlines()
+        assert address.startswith(("203.0.113.", "2001:db8:5::")) and nxdomain == "nxdomain True"
+    finally:
+        others = set(topology.lab_prefixes()) - {prefix}
+        if others and not in_ci():
+            topology.destroy(prefix)  # someone else's labs are running: leave them be
+        else:
+            assert lab("down") == 0
+            assert prefix in capsys.readouterr().out
+    assert prefix not in topology.lab_prefixes()

@@ -1,0 +1,77 @@
+"""Replay of the stored captures gives exactly the stored observations and
+verdicts; the loopback capture's verdicts are the live run's."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pcap_builders import write_pcap
+from pcap_golden import FIXTURES, golden_files, verdicts_of
+
+from probe.capture import keylog_path, write_pcapng
+from probe.replay.capfile import CaptureReader
+from probe.replay.report import replay_report
+from probe.sign import sign_report
+from probe.testlist import load_testlist
+
+CAPTURES = [("loopback", "loopback.pcapng"), ("censored", "censored.pcap")]
+
+
+def _load(name: str) -> object:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.mark.parametrize(("stem", "capture"), CAPTURES)
+def test_replay_reproduces_the_golden_files(stem: str, capture: str) -> None:
+    observations, verdicts = golden_files(FIXTURES / capture, load_testlist(FIXTURES / f"{stem}.yaml"))
+    assert observations == _load(f"{stem}.observations.json")
+    assert verdicts == _load(f"{stem}.verdicts.json")
+
+
+def test_loopback_replay_agrees_with_the_live_run() -> None:
+    assert _load("loopback.verdicts.json") == _load("loopback.live.json")
+
+
+def test_same_capture_list_and_key_give_byte_identical_reports() -> None:
+    testlist = load_testlist(FIXTURES / "loopback.yaml")
+    key = Ed25519PrivateKey.generate()
+    first = sign_report(replay_report(FIXTURES / "loopback.pcapng", testlist).report, key)
+    second = sign_report(replay_report(FIXTURES / "loopback.pcapng", testlist).report, key)
+    assert json.dumps(first, sort_keys=False) == json.dumps(second, sort_keys=False)
+    assert first["source"]["kind"] == "replay" and len(first["source"]["pcap_sha256"]) == 64
+    # Times come from the capture, not from the clock of the replay.
+    first_packet = next(iter(CaptureReader(FIXTURES / "loopback.pcapng")))[0]
+    assert first["started"] == datetime.fromtimestamp(first_packet // 10**9, UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_https_without_key_log_is_not_guessed(tmp_path: Path) -> None:
+    """Without keys the HTTP inside HTTPS is unknown: not measured, never blocked."""
+    raw = write_pcap(tmp_path / "nokeys.pcap",
+                     ((ns, frame) for ns, _link, frame in CaptureReader(FIXTURES / "loopback.pcapng")))
+    plain = tmp_path / "nokeys.pcapng"
+    write_pcapng(raw, plain, b"")
+    assert not CaptureReader(plain).secrets
+    report = replay_report(plain, load_testlist(FIXTURES / "loopback.yaml")).report
+    https = next(t for t in report["targets"] if t["id"].startswith("https://"))
+    assert (https["verdict"], https["method"]) == ("inconclusive", "not-measured")
+    # The handshakes themselves are still judged without keys.
+    verdicts = {t["id"]: (t["verdict"], t["method"]) for t in report["targets"]}
+    golden = _load("loopback.verdicts.json")["targets"]
+    assert {k: v for k, v in verdicts.items() if not k.startswith("https://")} == {
+        k: tuple(v) for k, v in golden.items() if not k.startswith("https://")
+    }
+
+
+def test_a_pcap_finds_its_key_log_beside_it(tmp_path: Path) -> None:
+    """``probe run --capture run.pcap`` leaves run.pcap.keylog; replay uses it."""
+    reader = CaptureReader(FIXTURES / "loopback.pcapng")
+    raw = write_pcap(tmp_path / "run.pcap", ((ns, frame) for ns, _link, frame in reader))
+    keylog_path(raw).write_bytes(b"\n".join(reader.secrets) + b"\n")
+    report = replay_report(raw, load_testlist(FIXTURES / "loopback.yaml")).report
+    assert verdicts_of(report) == _load("loopback.verdicts.json")
+    assert report["config"]["replay"]["keylog"] is True
