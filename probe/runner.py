@@ -25,7 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from probe.classify import classify_controls, classify_feature, classify_target
+from probe.classify import (
+    classify_controls,
+    classify_feature,
+    classify_target,
+    deciding_verdicts,
+)
 from probe.model import (
     ControlStatus,
     FeatureVerdict,
@@ -112,7 +117,7 @@ async def run_testlist(
     )
     by_feature = {
         f.id: classify_feature(
-            [r.verdict for r in results if r.feature == f.id]
+            deciding_verdicts([(r.target, r.verdict) for r in results if r.feature == f.id])
         )
         for f in testlist.features
     }

@@ -126,6 +126,9 @@ def server_context(pair: tuple[Path, Path], alpn: list[str] | None = None) -> ss
 # DNS: the zone is a function of the query name.
 
 
+_LOSSY_SEEN: set[int] = set()  # query ids of lossy.test seen once
+
+
 def dns_replies(wire: bytes) -> list[tuple[float, bytes]]:
     """(delay in seconds, datagram) to send back for one query."""
     query = dns.message.from_wire(wire)
@@ -170,6 +173,12 @@ def dns_replies(wire: bytes) -> list[tuple[float, bytes]]:
         return [(0, bytes(wrong))]
     if name == "silent.test.":
         return []
+    if name == "lossy.test.":
+        # Only a retransmission is answered: the first copy was "lost".
+        if query.id not in _LOSSY_SEEN:
+            _LOSSY_SEEN.add(query.id)
+            return []
+        return [(0, reply(dns.rcode.NOERROR, *([(name, "A", SERVER)] if a else [])))]
     return [(0, reply(dns.rcode.NXDOMAIN))]
 
 

@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe.classify import Method, classify_controls, classify_feature, classify_target
+from probe.classify import (
+    Method,
+    classify_controls,
+    classify_feature,
+    classify_target,
+    deciding_verdicts,
+)
 from probe.model import (
     Certificate,
     ControlStatus,
@@ -636,3 +642,19 @@ def test_classify_feature_counts(verdicts: list[TargetVerdict]) -> None:
     assert result.reachable == sum(v.verdict is Verdict.REACHABLE for v in verdicts)
     if result.verdict is Verdict.BLOCKED:
         assert all(v.verdict in (Verdict.BLOCKED, Verdict.INCONCLUSIVE) for v in verdicts)
+
+
+def test_resolving_names_do_not_make_a_blocked_service_partly_reachable() -> None:
+    # China 2017: media names resolve, every TLS handshake to them is reset.
+    dns_target = target(TargetKind.DNS)
+    tls_target = target(TargetKind.TLS)
+    resolved = TargetVerdict(Verdict.REACHABLE, Method.OK, "resolved")
+    reset = TargetVerdict(Verdict.BLOCKED, Method.TLS_RESET, "reset")
+    nxdomain = TargetVerdict(Verdict.BLOCKED, Method.DNS_NXDOMAIN, "nxdomain")
+    media = [(dns_target, resolved), (tls_target, reset), (tls_target, reset)]
+    result = classify_feature(deciding_verdicts(media))
+    assert (result.verdict, result.method) == (Verdict.BLOCKED, Method.TLS_RESET)
+    assert (result.reachable, result.total) == (0, 2)
+    # A failing name still counts, and a DNS-only feature keeps its names.
+    assert len(deciding_verdicts([(dns_target, nxdomain), (tls_target, reset)])) == 2
+    assert deciding_verdicts([(dns_target, resolved)]) == [resolved]

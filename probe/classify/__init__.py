@@ -8,8 +8,14 @@ rules are written down in docs/classification.md.
 from __future__ import annotations
 
 from probe.classify.controls import classify_controls
-from probe.classify.feature import classify_feature
+from probe.classify.feature import classify_feature, deciding_verdicts
 from probe.classify.methods import Method
 from probe.classify.target import classify_target
 
-__all__ = ["Method", "classify_controls", "classify_feature", "classify_target"]
+__all__ = [
+    "Method",
+    "classify_controls",
+    "classify_feature",
+    "classify_target",
+    "deciding_verdicts",
+]

@@ -6,7 +6,24 @@ from collections import Counter
 from collections.abc import Sequence
 
 from probe.classify.methods import Method, most_common, plural, tally
-from probe.model import FeatureVerdict, TargetVerdict, Verdict
+from probe.model import FeatureVerdict, Target, TargetKind, TargetVerdict, Verdict
+
+
+def deciding_verdicts(results: Sequence[tuple[Target, TargetVerdict]]) -> list[TargetVerdict]:
+    """The target verdicts a feature's verdict rests on.
+
+    A name that resolves says the name exists, not that the service works:
+    when a feature also has targets that connect (tcp, tls, http), its
+    ``dns`` targets count only when they fail (a DNS block blocks the
+    feature too). Otherwise WhatsApp media under SNI resets (China 2017)
+    would read "partly reachable" because its names still resolve.
+    """
+    connects = any(target.kind is not TargetKind.DNS for target, _ in results)
+    return [
+        verdict
+        for target, verdict in results
+        if not (connects and target.kind is TargetKind.DNS and verdict.verdict is Verdict.REACHABLE)
+    ]
 
 
 def classify_feature(verdicts: Sequence[TargetVerdict]) -> FeatureVerdict:

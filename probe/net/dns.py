@@ -135,6 +135,10 @@ def _udp_server(resolver: ResolverSpec) -> tuple[str, int]:
     return str(nameservers[0]), 53
 
 
+# Seconds before the first resend of an unanswered UDP query; it doubles.
+FIRST_RESEND = 1.0
+
+
 async def _udp(
     query: dns.message.QueryMessage,
     address: str,
@@ -148,14 +152,26 @@ async def _udp(
     endpoint = await dialer.open_udp(address, port)
     answered = False
     ignored = False  # something arrived that was not an answer to us
+    wire = query.to_wire()
     try:
-        endpoint.send(query.to_wire())
+        endpoint.send(wire)
         deadline = loop.time() + timeout
+        # Until the first answer, resend the same query (same id) with a
+        # doubling interval, as stub resolvers do (RFC 1035 section 4.2.1):
+        # one datagram lost on a noisy network must not read as a block.
+        interval = FIRST_RESEND
+        resend_at = loop.time() + interval
         while (remaining := deadline - loop.time()) > 0:
+            wait = remaining if answered else min(remaining, resend_at - loop.time())
             try:
-                data = await endpoint.recv(remaining)
+                data = await endpoint.recv(max(wait, 0.0))
             except TimeoutError:
-                break
+                if answered or loop.time() >= deadline:
+                    break
+                endpoint.send(wire)
+                interval *= 2
+                resend_at = loop.time() + interval
+                continue
             except OSError:
                 if answered:
                     break  # an ICMP error after an answer changes nothing

@@ -281,3 +281,13 @@ def test_doh_checks_the_certificate_against_the_name(lab: Lab, dialer: Dialer,
     assert _doh(lab, dialer, "ok.test", trust, host="dns.wrong").failure is (
         Failure.SSL_INVALID_HOSTNAME)
     assert _doh(lab, dialer, "ok.test", TrustStore()).failure is Failure.SSL_UNKNOWN_AUTHORITY
+
+
+def test_an_unanswered_query_is_resent(lab: Lab, dialer: Dialer,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # A lost datagram on a noisy network must not read as a DNS failure.
+    monkeypatch.setattr(probe_dns, "FIRST_RESEND", 0.2)
+    observation = _query(lab, dialer, "lossy.test", timeout=2.0)
+    assert observation.failure is None
+    assert observation.addresses() == (SERVER,)
+    assert 0.2 <= observation.t - observation.t0 < 1.0
