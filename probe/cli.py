@@ -36,9 +36,9 @@ from probe.net.tls import TrustStore
 from probe.replay import ReplayError, flow_account, replay_report
 from probe.report import (
     ReportError,
-    build_report,
     free_stem,
     load_report,
+    report_of_run,
     report_stem,
     write_report_atomic,
 )
@@ -319,12 +319,9 @@ def _run_one(testlist: TestList, setup: RunSetup) -> tuple[dict, Path]:
                 testlist, measurer, setup.options, on_result=finished, on_controls=display.controls_done
             )
         )
-    report = build_report(
-        testlist=testlist,
-        results=result.targets,
-        controls=result.controls,
-        control_status=result.control_status,
-        features=result.features,
+    report = report_of_run(
+        testlist,
+        result,
         started=started,
         finished=datetime.now(UTC),
         source={"kind": "live"},

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from probe import __version__
 from probe.model import ControlStatus, FeatureVerdict, TargetResult, TestList
@@ -33,6 +33,9 @@ from probe.serialize import (
     feature_verdict_to_dict,
     target_result_to_dict,
 )
+
+if TYPE_CHECKING:
+    from probe.runner import RunResult
 
 FORMAT = "probe-report/1"
 # The feature id the runner gives control results (see ``TargetResult``).
@@ -50,6 +53,31 @@ class ReportError(Exception):
 
 # --------------------------------------------------------------------------
 # Building
+
+
+def report_of_run(
+    testlist: TestList,
+    run: RunResult,
+    *,
+    started: datetime,
+    finished: datetime,
+    source: Mapping[str, Any],
+    probe_info: Mapping[str, Any],
+    config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """:func:`build_report` for what the runner returns (live or replayed)."""
+    return build_report(
+        testlist=testlist,
+        results=run.targets,
+        controls=run.controls,
+        control_status=run.control_status,
+        features=run.features,
+        started=started,
+        finished=finished,
+        source=source,
+        probe_info=probe_info,
+        config=config,
+    )
 
 
 def build_report(

@@ -2,7 +2,7 @@
 
 The replayed observations go through the runner and the classifier that
 live runs use (``probe.runner.run_testlist`` with a measurer that reads
-flows instead of the network), then through ``probe.report.build_report``
+flows instead of the network), then through ``probe.report.report_of_run``
 with ``source: replay`` and the capture's sha256. Every time in the report
 comes from the capture (started/finished are its first and last packets),
 so the same capture, list and key give a byte-identical signed report.
@@ -28,7 +28,7 @@ from probe.replay.errors import ReplayError
 from probe.replay.match import FlowIndex, ReplayMeasurer
 from probe.replay.records import DNSExchange, Record, TCPConnection
 from probe.replay.tlskeys import KeyLog
-from probe.report import build_report
+from probe.report import report_of_run
 from probe.runner import RunOptions, run_testlist
 
 # The order targets are matched in (which connection serves which of two
@@ -125,12 +125,9 @@ def replay_report(
         RunOptions(parallel=1, endpoint_spacing=0.0, max_time=1e9, seed=_SEED),
     ))
     started = _moment(pcap, summary.first_ns, 0.0)
-    report = build_report(
-        testlist=testlist,
-        results=result.targets,
-        controls=result.controls,
-        control_status=result.control_status,
-        features=result.features,
+    report = report_of_run(
+        testlist,
+        result,
         started=started,
         finished=_moment(pcap, summary.first_ns, summary.duration),
         source={"kind": "replay", "pcap_sha256": pcap_sha256(pcap)},
