@@ -95,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         lists,
         ProbeSettings(output_dir=args.output_dir),
         capture_dir=args.capture,
-        on_run=_show,
+        on_run=lambda run: _show(run, kept=args.output_dir is not None),
     )
     return EXIT_OK if all(run.ok for run in runs) else EXIT_DIFFERS
 
@@ -124,9 +124,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show(run: ListRun) -> None:
+def _show(run: ListRun, kept: bool) -> None:
     ui.plain(f"scenario {run.scenario}, list {run.testlist}:")
-    ui.summary(run.report, str(run.report_path))
+    where = str(run.report_path) if kept else "removed with the lab (keep it with --output-dir)"
+    ui.summary(run.report, where)
     for check in run.checks:
         if check.expected is not None and not check.ok:
             expected = f"{check.expected.verdict}/{check.expected.method}"
