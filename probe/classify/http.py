@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from probe.classify.methods import Method, Outcome, Stage
-from probe.model import HTTPObservation, Observation, Target
+from probe.model import Failure, HTTPObservation, Observation, Target
+
+# An https request that failed on the server's certificate met the same
+# interception a TLS target would: call it the same way.
+_CERTIFICATE_FAILURES = {
+    Failure.SSL_UNKNOWN_AUTHORITY,
+    Failure.SSL_INVALID_HOSTNAME,
+    Failure.SSL_INVALID_CERTIFICATE,
+}
 
 
 def http_stage(target: Target, observations: Sequence[Observation]) -> Stage:
@@ -18,6 +26,9 @@ def http_stage(target: Target, observations: Sequence[Observation]) -> Stage:
     # last attempt is the one that counts.
     i, response = requests[-1]
     evidence = (i,)
+    if response.failure in _CERTIFICATE_FAILURES:
+        reason = f"HTTPS request refused the server's certificate: {response.failure}"
+        return Stage(Outcome.FAILED, Method.TLS_MITM, reason, evidence)
     if response.failure is not None:
         reason = f"HTTP request failed: {response.failure}"
         return Stage(Outcome.FAILED, Method.HTTP_FAILURE, reason, evidence)
