@@ -130,8 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CIDR,...",
         help="expected prefixes for every target that has none (e.g. a lab's own ranges)",
     )
-    run.add_argument("--probe-asn", type=int, help="this network's ASN, if you know it (never your IP)")
-    run.add_argument("--probe-cc", help="this network's two-letter country code, if you know it")
+    _add_probe_info_arguments(run)
     run.add_argument(
         "--capture",
         type=Path,
@@ -183,8 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--list", dest="testlist", metavar="LIST", help="test list to classify against")
     replay.add_argument("--keylog", type=Path, metavar="FILE", help="TLS key log (default: FILE.keylog beside a .pcap, or keys inside a .pcapng)")
     replay.add_argument("--output-dir", type=Path, default=Path("results"), metavar="DIR", help="where the report goes (default results/)")
-    replay.add_argument("--probe-asn", type=int, help="the captured network's ASN, if known")
-    replay.add_argument("--probe-cc", help="the captured network's two-letter country code, if known")
+    _add_probe_info_arguments(replay)
     replay_output = replay.add_mutually_exclusive_group()
     replay_output.add_argument("--quiet", action="store_true", help="print only the report path")
     replay_output.add_argument("--json", action="store_true", help="JSON on stdout (the report, or one flow per line)")
@@ -198,6 +196,11 @@ def _parser() -> argparse.ArgumentParser:
 
     register_lab(sub)
     return parser
+
+
+def _add_probe_info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--probe-asn", type=int, help="the measured network's ASN, if you know it (never an IP)")
+    parser.add_argument("--probe-cc", help="the measured network's two-letter country code, if you know it")
 
 
 def _positive_int(text: str) -> int:
@@ -232,13 +235,7 @@ class RunSetup:
             "resolver": settings.resolver.text,
             "parallel": self.options.parallel,
             "max_time": self.options.max_time,
-            "timeouts": {
-                "dns": settings.dns_timeout,
-                "dns_window": settings.dns_window,
-                "tcp": settings.tcp_timeout,
-                "tls": settings.tls_timeout,
-                "http": settings.http_timeout,
-            },
+            "timeouts": settings.timeouts(),
         }
         if self.overrides:
             config["prefix_overrides"] = self.overrides.describe()

@@ -7,7 +7,6 @@ verification results) to the functions here; scripts use ``--json`` and
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -200,7 +199,3 @@ def _describe(side: Mapping[str, Any] | None) -> str:
 
 def key_info(key_id: str, public_key: str, path: str) -> None:
     stdout.print(f"key id:     {key_id}\npublic key: {public_key}\nfile:       {path}", soft_wrap=True)
-
-
-def is_terminal() -> bool:
-    return sys.stderr.isatty()

@@ -41,6 +41,16 @@ class CheckSettings:
     body_cap: int = 1 << 20
     max_addresses: int = 4
 
+    def timeouts(self) -> dict[str, float]:
+        """The stage timeouts, as reports record them (live and replay alike)."""
+        return {
+            "dns": self.dns_timeout,
+            "dns_window": self.dns_window,
+            "tcp": self.tcp_timeout,
+            "tls": self.tls_timeout,
+            "http": self.http_timeout,
+        }
+
 
 class Measurer:
     def __init__(

@@ -161,11 +161,5 @@ def _config(settings: CheckSettings, summary: CaptureSummary, keylog: bool) -> d
             "keylog": keylog,
             "warnings": list(summary.warnings),
         },
-        "timeouts": {
-            "dns": settings.dns_timeout,
-            "dns_window": settings.dns_window,
-            "tcp": settings.tcp_timeout,
-            "tls": settings.tls_timeout,
-            "http": settings.http_timeout,
-        },
+        "timeouts": settings.timeouts(),
     }
