@@ -108,6 +108,9 @@ class Target:
     alpn: tuple[str, ...] = ()
     url: str | None = None  # for http/https
     method: str = "GET"
+    # http/https: also measure how fast the body arrives (the "throttled"
+    # method compares that with the controls' downloads).
+    throughput: bool = False
     expect: Expectations = field(default_factory=Expectations)
 
 
@@ -229,6 +232,24 @@ class HTTPHop:
 
 
 @dataclass(frozen=True, slots=True)
+class Transfer:
+    """How fast a response body arrived: ``size`` bytes in ``seconds``,
+    from the end of the response head to the last body byte read.
+
+    ``cut``: reading stopped at the download time budget, not at the
+    body's end or the body cap, so the rate is what the path allowed.
+    """
+
+    size: int
+    seconds: float
+    cut: bool
+
+    def rate(self) -> float:
+        """Bytes per second (a transfer of no measurable duration is instant)."""
+        return self.size / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True, slots=True)
 class HTTPObservation:
     url: str
     method: str
@@ -247,6 +268,8 @@ class HTTPObservation:
     # read (None: no such expectation, or not checked). The body itself is
     # not kept, so the check that needs it must record its outcome here.
     body_contains_found: bool | None = None
+    # Only for targets that ask for a throughput measurement.
+    transfer: Transfer | None = None
     kind: str = "http"
 
 
@@ -297,3 +320,6 @@ class ControlStatus:
     dns_ok: bool  # some control name resolved
     connect_ok: bool  # some control endpoint completed TCP (and TLS if asked)
     reason: str
+    # The fastest control download (bytes/s) among measurable ones: what
+    # the network can carry, the baseline a throttled target is held to.
+    throughput: float | None = None

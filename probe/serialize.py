@@ -7,8 +7,8 @@ file. The layout it produces is the one documented in
 
 - enums become their string value, tuples become lists, ``None`` stays
   ``null``; every field is always present, so readers never guess defaults;
-- the only floats are observation times (already rounded to microseconds
-  by the clock), everything else is a string, an integer or a boolean;
+- the only floats in observations are times and durations (rounded to
+  microseconds), everything else is a string, an integer or a boolean;
 - observations are tagged by their ``kind`` member (first key);
 - a target is ``{id, kind, spec}`` and a target result flattens its verdict
   next to it: ``{id, feature, kind, spec, verdict, method, reason,

@@ -73,8 +73,8 @@ _TARGET_KEYS: dict[TargetKind, tuple[str, ...]] = {
     TargetKind.DNS: ("host", "rtype"),
     TargetKind.TCP: ("host", "port"),
     TargetKind.TLS: ("host", "port", "sni", "alpn"),
-    TargetKind.HTTP: ("url", "method"),
-    TargetKind.HTTPS: ("url", "method"),
+    TargetKind.HTTP: ("url", "method", "throughput"),
+    TargetKind.HTTPS: ("url", "method", "throughput"),
 }
 _TARGET_REQUIRED: dict[TargetKind, tuple[str, ...]] = {
     TargetKind.DNS: ("host",),
@@ -116,16 +116,18 @@ _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _TIMESTAMP = _YAML + "str", _YAML + "int", _YAML + "timestamp"
 _SEQ, _MAP, _MERGE = _YAML + "seq", _YAML + "map", _YAML + "merge"
+_BOOL = _YAML + "bool"
 _TAG_WORDS = {
     _STR: "a string",
     _INT: "an integer",
     _YAML + "float": "a number",
-    _YAML + "bool": "true/false",
+    _BOOL: "true/false",
     _YAML + "null": "null",
     _TIMESTAMP: "a date",
 }
-# Only used for YAML 1.1 integer syntax (0x.., 1_000, 1:30); never on other tags.
-_INTEGERS = SafeConstructor()
+# Only used for YAML 1.1 integer and boolean syntax (0x.., 1_000, 1:30; yes/on);
+# never on other tags.
+_SCALARS = SafeConstructor()
 
 
 # --------------------------------------------------------------------------
@@ -362,7 +364,7 @@ class _Document:
         if not (isinstance(node, ScalarNode) and node.tag == _INT):
             raise self.error(node, f"{what} must be an integer, not {_describe(node)}")
         try:
-            value = _INTEGERS.construct_yaml_int(node)
+            value = _SCALARS.construct_yaml_int(node)
         except ValueError:  # beyond Python's int-from-text digit limit
             value = high + 1
         if not low <= value <= high:
@@ -370,6 +372,11 @@ class _Document:
                 node, f"{what} must be between {low} and {high}, not {_quote(node.value)}"
             )
         return value
+
+    def boolean(self, node: Node, what: str) -> bool:
+        if not (isinstance(node, ScalarNode) and node.tag == _BOOL):
+            raise self.error(node, f"{what} must be true or false, not {_describe(node)}")
+        return bool(_SCALARS.construct_yaml_bool(node))
 
     def date(self, node: Node, what: str) -> str:
         """A calendar date written YYYY-MM-DD, returned as that text."""
@@ -452,8 +459,10 @@ class _TargetReader:
         if kind in (TargetKind.HTTP, TargetKind.HTTPS):
             url, host, port = self.url(values["url"], kind)
             method = self.choice(values, "method", _METHODS, "GET")
+            throughput = "throughput" in values and doc.boolean(values["throughput"], "'throughput'")
             target = Target(
-                id=url, kind=kind, host=host, port=port, url=url, method=method, expect=expect
+                id=url, kind=kind, host=host, port=port, url=url, method=method,
+                throughput=throughput, expect=expect,
             )
         else:
             host = doc.host(values["host"], "'host'")

@@ -25,6 +25,7 @@ from probe.model import (
     TCPObservation,
     TestList,
     TLSObservation,
+    Transfer,
     Verdict,
 )
 from probe.report import build_report
@@ -80,6 +81,7 @@ HTTP_OBS = HTTPObservation(
     body_sha256="cd" * 32,
     title="Blocked — 访问受限",
     redirects=(HTTPHop("http://web.example.com/", 301, "https://web.example.com/"),),
+    transfer=Transfer(size=1234, seconds=0.125, cut=False),
 )
 TIMEOUT_OBS = TCPObservation(address="198.51.100.9", port=5222, t0=0.1, t=10.1, failure=Failure.GENERIC_TIMEOUT)
 

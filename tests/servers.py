@@ -245,6 +245,13 @@ async def _http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         await respond("302 Found", [("Location", "/loop")])
     elif path == "/big":
         await respond("200 OK", [("Content-Type", "text/plain")], b"x" * 200_000)
+    elif path == "/trickle":
+        # 1 MB announced, 2 kB every 50 ms: a throttled download (40 kB/s).
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n")
+        for _ in range(500):
+            writer.write(b"y" * 2000)
+            await writer.drain()
+            await asyncio.sleep(0.05)
     elif path == "/garbage":
         writer.write(b"NOT HTTP AT ALL\r\n\r\n")
     elif path == "/slow":

@@ -32,6 +32,7 @@ from probe.model import (
     TargetVerdict,
     TCPObservation,
     TLSObservation,
+    Transfer,
     Verdict,
 )
 
@@ -108,6 +109,7 @@ def http(
     title: str | None = None,
     found: bool | None = None,
     truncated: bool = False,
+    transfer: Transfer | None = None,
 ) -> HTTPObservation:
     return HTTPObservation(
         "https://example.org/",
@@ -121,6 +123,7 @@ def http(
         body_truncated=truncated,
         title=title,
         body_contains_found=found,
+        transfer=transfer,
     )
 
 
@@ -132,6 +135,8 @@ def target(kind: TargetKind, host: str = "example.org", **expect: object) -> Tar
 
 
 DNS_T = target(TargetKind.DNS)
+BULK_T = Target("bulk", TargetKind.HTTPS, "example.org", 443, url="https://example.org/big",
+                throughput=True)
 TCP_T = target(TargetKind.TCP)
 TLS_T = target(TargetKind.TLS)
 HTTPS_T = target(TargetKind.HTTPS)
@@ -140,6 +145,9 @@ HTTP_T = target(TargetKind.HTTP)
 OK = ControlStatus(True, True, "controls ok")
 NO_DNS = ControlStatus(False, False, "no control name resolved: the resolver is unavailable")
 NO_CONNECT = ControlStatus(True, False, "control names resolve but no control endpoint connects")
+FAST = ControlStatus(True, True, "controls ok", throughput=10e6)
+# 24 kB in the 3 s budget: 8 kB/s, what a 64 kbit/s throttle lets through.
+CRAWL = Transfer(24_000, 3.0, cut=True)
 
 # ---------------------------------------------------------------------------
 # The table
@@ -380,6 +388,19 @@ CASES = [
          "the body was truncated after 65536 bytes"),
     Case("any status without expectations", HTTPS_T, (A2, http(403)), Verdict.REACHABLE,
          Method.OK, "HTTP 403"),
+    Case("download far slower than the controls'", BULK_T, (A2, http(200, transfer=CRAWL)),
+         Verdict.DEGRADED, Method.THROTTLED, "body at 8 kB/s, 1250× slower than the controls' 10 MB/s",
+         (0, 1), FAST),
+    Case("download as fast as the controls'", BULK_T,
+         (A2, http(200, transfer=Transfer(1 << 20, 0.2, cut=False))), Verdict.REACHABLE,
+         Method.OK, "HTTP 200", (0, 1), FAST),
+    Case("slow download without a control baseline", BULK_T, (A2, http(200, transfer=CRAWL)),
+         Verdict.REACHABLE, Method.OK, "HTTP 200"),
+    Case("a small body is not timed", BULK_T,
+         (A2, http(200, transfer=Transfer(1200, 0.5, cut=False))), Verdict.REACHABLE,
+         Method.OK, "HTTP 200", controls=FAST),
+    Case("a target without throughput ignores a slow body", HTTPS_T,
+         (A2, http(200, transfer=CRAWL)), Verdict.REACHABLE, Method.OK, controls=FAST),
 ]
 
 
@@ -511,6 +532,7 @@ I_DL = tv(Verdict.INCONCLUSIVE, Method.RUN_DEADLINE, "deadline")
 B_DNS = tv(Verdict.BLOCKED, Method.DNS_NXDOMAIN)
 B_TCP = tv(Verdict.BLOCKED, Method.TCP_TIMEOUT)
 D_TLS = tv(Verdict.DEGRADED, Method.TLS_RESET)
+D_SLOW = tv(Verdict.DEGRADED, Method.THROTTLED)
 
 FEATURE_CASES = [
     ("no targets", [], Verdict.INCONCLUSIVE, Method.NOT_MEASURED, 0, "no targets"),
@@ -526,6 +548,9 @@ FEATURE_CASES = [
     ("reachable and degraded", [R, D_TLS], Verdict.DEGRADED, Method.PARTIAL, 1, "tls-reset"),
     ("all degraded", [D_TLS, D_TLS], Verdict.DEGRADED, Method.TLS_RESET, 0, "partly"),
     ("blocked and degraded", [B_TCP, D_TLS], Verdict.DEGRADED, Method.PARTIAL, 0, "partly"),
+    ("handshakes fine, downloads throttled", [R, D_SLOW, R, D_SLOW], Verdict.DEGRADED,
+     Method.THROTTLED, 2, "2/4 targets reachable; 2 downloads throttled"),
+    ("throttled and blocked", [D_SLOW, B_TCP], Verdict.DEGRADED, Method.PARTIAL, 0, "partly"),
     ("all inconclusive", [I_NET, I_NET, I_DL], Verdict.INCONCLUSIVE, Method.NETWORK_UNAVAILABLE,
      0, "all 3 targets inconclusive: network down"),
 ]
@@ -661,3 +686,18 @@ def test_resolving_names_do_not_make_a_blocked_service_partly_reachable() -> Non
     # A failing name still counts, and a DNS-only feature keeps its names.
     assert len(deciding_verdicts([(dns_target, nxdomain), (tls_target, reset)])) == 2
     assert deciding_verdicts([(dns_target, resolved)]) == [resolved]
+
+
+def test_a_blocked_download_leaves_the_story_to_the_handshakes() -> None:
+    # China 2017 with timed downloads: the TLS targets and the downloads of
+    # the same hosts are reset; the feature reads tls-reset, not http-failure.
+    tls_target = target(TargetKind.TLS)
+    reset = TargetVerdict(Verdict.BLOCKED, Method.TLS_RESET, "reset")
+    download_reset = TargetVerdict(Verdict.BLOCKED, Method.HTTP_FAILURE, "reset")
+    throttled = TargetVerdict(Verdict.DEGRADED, Method.THROTTLED, "slow")
+    media = [(tls_target, reset), (BULK_T, download_reset)] * 2
+    result = classify_feature(deciding_verdicts(media))
+    assert (result.verdict, result.method, result.total) == (Verdict.BLOCKED, Method.TLS_RESET, 2)
+    # A throttled download always counts; alone, a blocked one does too.
+    assert deciding_verdicts([(tls_target, reset), (BULK_T, throttled)]) == [reset, throttled]
+    assert deciding_verdicts([(BULK_T, download_reset)]) == [download_reset]

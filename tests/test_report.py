@@ -60,6 +60,7 @@ def test_top_level_sections() -> None:
         "dns_ok": True,
         "connect_ok": True,
         "reason": "controls resolve and connect",
+        "throughput": None,
     }
     assert "signature" not in report
 

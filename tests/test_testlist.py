@@ -105,6 +105,10 @@ TARGET_ERRORS = [
     ('{kind: https, url: "https://a.example/a b"}', '"https', "must not contain spaces"),
     ('{kind: https, url: "https://a.example/", method: POST}', "POST",
      "'method' must be one of GET, HEAD, OPTIONS, not 'POST'"),
+    ('{kind: https, url: "https://a.example/", throughput: "yes"}', '"yes"',
+     "'throughput' must be true or false, not a string"),
+    ("{kind: tls, host: a.example, throughput: true}", "throughput",
+     "'throughput' does not apply to a tls target"),
     ("{kind: dns, host: a.example, expect: {status: [200]}}", "status",
      "'status' does not apply to the 'expect' of a dns target (allowed: prefixes, asn, checked)"),
     ("{kind: dns, host: a.example, expect: {colour: red}}", "colour", "'colour' is not a key of the 'expect'"),
@@ -308,7 +312,7 @@ def test_defaults_and_derived_ids(tmp_path: Path) -> None:
         "{kind: tcp, host: a.example, port: 5222}",
         "{kind: tls, host: a.example, alpn: [h2, http/1.1]}",
         '{kind: https, url: "https://WWW.A.example/v2/register"}',
-        '{kind: http, url: "http://a.example:8080/x?y=1", method: HEAD}',
+        '{kind: http, url: "http://a.example:8080/x?y=1", method: HEAD, throughput: true}',
     )
     assert (dns.id, dns.kind, dns.host, dns.rtype, dns.port, dns.sni) == (
         "dns://a.example/A", TargetKind.DNS, "a.example", "A", None, None
@@ -320,6 +324,7 @@ def test_defaults_and_derived_ids(tmp_path: Path) -> None:
         "https://WWW.A.example/v2/register", "www.a.example", 443, "https://WWW.A.example/v2/register", "GET"
     )
     assert (http.id, http.host, http.port, http.method) == ("http://a.example:8080/x?y=1", "a.example", 8080, "HEAD")
+    assert http.throughput and not https.throughput
     assert all(t.expect == Expectations() for t in (dns, tcp, tls, https, http))
 
 

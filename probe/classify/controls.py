@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from probe.classify.dns import dns_failure, resolved_addresses
 from probe.classify.methods import tally
+from probe.classify.throughput import fastest_rate
 from probe.model import ControlStatus, DNSObservation, Observation, Target
 
 
@@ -53,4 +54,5 @@ def classify_controls(
         True,
         f"controls ok: {len(resolved)}/{len(lookups)} control lookups resolved, "
         f"{len(connected)}/{len(connects)} control connections succeeded",
+        fastest_rate(connects),
     )

@@ -17,12 +17,19 @@ def deciding_verdicts(results: Sequence[tuple[Target, TargetVerdict]]) -> list[T
     ``dns`` targets count only when they fail (a DNS block blocks the
     feature too). Otherwise WhatsApp media under SNI resets (China 2017)
     would read "partly reachable" because its names still resolve.
+
+    A ``throughput`` target is there to time a download: next to other
+    connecting targets its blocking is theirs to tell (a reset download
+    of a host whose TLS target was reset says nothing new, and would
+    drown "tls-reset" in "http-failure"), so it counts unless blocked.
     """
-    connects = any(target.kind is not TargetKind.DNS for target, _ in results)
+    connecting = [t for t, _ in results if t.kind is not TargetKind.DNS]
+    others_connect = any(not t.throughput for t in connecting)
     return [
         verdict
         for target, verdict in results
-        if not (connects and target.kind is TargetKind.DNS and verdict.verdict is Verdict.REACHABLE)
+        if not (connecting and target.kind is TargetKind.DNS and verdict.verdict is Verdict.REACHABLE)
+        and not (others_connect and target.throughput and verdict.verdict is Verdict.BLOCKED)
     ]
 
 
@@ -56,6 +63,11 @@ def classify_feature(verdicts: Sequence[TargetVerdict]) -> FeatureVerdict:
         return FeatureVerdict(Verdict.REACHABLE, Method.OK, summary + aside, reachable, total)
     methods = tally(v.method for v in failing)
     method = most_common(v.method for v in failing)
+    if all(v.method == Method.THROTTLED for v in failing):
+        # Throttling slows a service, it does not split it: the targets that
+        # "work" (a handshake, a small page) are not evidence against it.
+        reason = f"{summary}; {plural(len(failing), 'download')} throttled{aside}"
+        return FeatureVerdict(Verdict.DEGRADED, Method.THROTTLED, reason, reachable, total)
     if reachable:
         reason = f"{summary}; {plural(len(failing), 'target')} failing ({methods}){aside}"
         return FeatureVerdict(Verdict.DEGRADED, Method.PARTIAL, reason, reachable, total)

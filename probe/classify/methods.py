@@ -38,6 +38,8 @@ class Method(enum.StrEnum):
     TLS_FAILURE = "tls-failure"
     HTTP_FAILURE = "http-failure"
     HTTP_BLOCKPAGE = "http-blockpage"
+    # Degraded: everything worked, but the body crawled next to the controls'.
+    THROTTLED = "throttled"
     # Feature level: some targets reachable, others blocked or degraded.
     PARTIAL = "partial"
 

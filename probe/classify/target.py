@@ -14,6 +14,7 @@ from probe.classify.connect import connect_stage
 from probe.classify.dns import dns_stage
 from probe.classify.http import http_stage
 from probe.classify.methods import Method, Outcome, Stage
+from probe.classify.throughput import throughput_stage
 from probe.model import (
     ControlStatus,
     Failure,
@@ -103,6 +104,11 @@ def classify_target(
     if connect.outcome is Outcome.PARTIAL:
         return TargetVerdict(
             Verdict.DEGRADED, connect.method, connect.reason + note, _sorted(evidence)
+        )
+    throughput = throughput_stage(target, observations, controls)
+    if throughput.outcome is Outcome.FAILED:
+        return TargetVerdict(
+            Verdict.DEGRADED, throughput.method, throughput.reason + note, _sorted(evidence)
         )
     return TargetVerdict(Verdict.REACHABLE, Method.OK, required.reason + note, _sorted(evidence))
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
 
-from probe.model import Failure, HTTPHop, HTTPObservation
+from probe.model import Failure, HTTPHop, HTTPObservation, Transfer
 from probe.net.backend import DialerBackend, Resolve, http_client
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
@@ -54,6 +55,7 @@ class _Final:
     body: bytearray = field(default_factory=bytearray)
     truncated: bool = False
     charset: str | None = None
+    transfer: Transfer | None = None
 
 
 async def fetch(
@@ -69,6 +71,7 @@ async def fetch(
     *,
     resolve: Resolve,
     body_contains: str | None = None,
+    download_time: float | None = None,
 ) -> HTTPObservation:
     """Fetch ``url``; never raises for network trouble.
 
@@ -77,7 +80,9 @@ async def fetch(
     ``address`` is None, is looked up with ``resolve``. ``timeout``
     bounds the whole exchange, redirects included. ``body_contains``
     (the target's expectation) is looked for in the final body, as
-    UTF-8 bytes, since the body itself is not kept.
+    UTF-8 bytes, since the body itself is not kept. With
+    ``download_time`` the final body is also timed (a throughput
+    measurement) and reading stops after that many seconds of it.
     """
     t0 = clock.now()
     # httpcore hands the backend the ASCII (IDNA) form of the host.
@@ -96,7 +101,8 @@ async def fetch(
         async with asyncio.timeout(timeout):
             async with http_client(backend, trust.context(), timeout) as client:
                 request = client.build_request(method, url, headers=_HEADERS)
-                await _follow(client, request, max_redirects, body_cap, hops, final)
+                reader = _BodyReader(clock, body_cap, download_time)
+                await _follow(client, request, max_redirects, reader, hops, final)
     except Exception as exc:
         failure = failure_from_exception(exc)
     t = clock.now()
@@ -123,6 +129,7 @@ async def fetch(
         body_contains_found=(
             find_in_body(body, body_contains, final.truncated) if received else None
         ),
+        transfer=final.transfer if received else None,
         redirects=tuple(
             HTTPHop(scrub(hop.url, keep), hop.status, scrub(hop.location or "", keep))
             for hop in hops
@@ -134,7 +141,7 @@ async def _follow(
     client: httpx.AsyncClient,
     request: httpx.Request,
     max_redirects: int,
-    body_cap: int,
+    reader: _BodyReader,
     hops: list[HTTPHop],
     final: _Final,
 ) -> None:
@@ -143,7 +150,7 @@ async def _follow(
         response = await client.send(request, stream=True)
         try:
             if response.next_request is None:
-                await _read(response, body_cap, final)
+                await reader.read(response, final)
                 return
             hops.append(
                 HTTPHop(str(request.url), response.status_code, response.headers["location"])
@@ -156,16 +163,45 @@ async def _follow(
     raise CheckError(Failure.HTTP_TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects")
 
 
-async def _read(response: httpx.Response, body_cap: int, final: _Final) -> None:
-    final.status = response.status_code
-    final.headers = tuple(response.headers.multi_items())
-    final.charset = response.charset_encoding
-    async for chunk in response.aiter_raw():
-        room = body_cap - len(final.body)
-        final.body += chunk[:room]
-        if len(chunk) > room:
-            final.truncated = True
+@dataclass(frozen=True, slots=True)
+class _BodyReader:
+    """Reads the final body up to ``body_cap`` bytes; with ``download_time``
+    it also times it and stops after that many seconds."""
+
+    clock: Clock
+    body_cap: int
+    download_time: float | None
+
+    async def read(self, response: httpx.Response, final: _Final) -> None:
+        final.status = response.status_code
+        final.headers = tuple(response.headers.multi_items())
+        final.charset = response.charset_encoding
+        if self.download_time is None:
+            async for _ in self._fill(response, final):
+                pass
             return
+        start = last = self.clock.now()
+        cut = False
+        try:
+            async with asyncio.timeout(self.download_time):
+                async for _ in self._fill(response, final):
+                    last = self.clock.now()
+        except TimeoutError:
+            # The path, not the body, ended the read: the rate is over the
+            # whole budget, and the body was not read to its end.
+            cut = final.truncated = True
+            last = start + self.download_time
+        final.transfer = Transfer(len(final.body), round(last - start, 6), cut)
+
+    async def _fill(self, response: httpx.Response, final: _Final) -> AsyncIterator[None]:
+        """Append the body's chunks up to the cap, pausing after each."""
+        async for chunk in response.aiter_raw():
+            room = self.body_cap - len(final.body)
+            final.body += chunk[:room]
+            final.truncated = len(chunk) > room
+            yield
+            if final.truncated:
+                return
 
 
 def find_in_body(body: bytes, needle: str | None, truncated: bool) -> bool | None:

@@ -39,6 +39,9 @@ class CheckSettings:
     tls_timeout: float = 8.0
     http_timeout: float = 15.0
     body_cap: int = 1 << 20
+    # Seconds of body a throughput target reads at most: enough for a
+    # rate, short enough that a throttled path does not hold up the run.
+    download_time: float = 3.0
     max_addresses: int = 4
 
     def timeouts(self) -> dict[str, float]:
@@ -49,6 +52,7 @@ class CheckSettings:
             "tcp": self.tcp_timeout,
             "tls": self.tls_timeout,
             "http": self.http_timeout,
+            "download": self.download_time,
         }
 
 
@@ -106,6 +110,7 @@ class Measurer:
             url, target.method, addresses[0], self._dialer, self._clock,
             self._settings.http_timeout, self._trust, self._settings.body_cap,
             resolve=resolve, body_contains=target.expect.body_contains,
+            download_time=self._settings.download_time if target.throughput else None,
         ))
 
     async def _addresses(self, host: str, out: list[Observation]) -> tuple[str, ...]:

@@ -119,6 +119,30 @@ def test_the_body_is_capped(lab: Lab, dialer: Dialer, trust: TrustStore) -> None
     assert dict(observation.headers)["content-length"] == "200000"
 
 
+def test_a_download_is_timed_to_its_end(lab: Lab, dialer: Dialer, trust: TrustStore) -> None:
+    observation = _fetch(lab, dialer, trust, "/big", download_time=2.0)
+    transfer = observation.transfer
+    assert transfer is not None and transfer.size == 200_000 and not transfer.cut
+    assert 0 <= transfer.seconds < 2.0 and not observation.body_truncated
+    assert observation.body_length == 200_000
+
+
+def test_a_crawling_download_is_cut_at_the_budget(lab: Lab, dialer: Dialer,
+                                                   trust: TrustStore) -> None:
+    observation = _fetch(lab, dialer, trust, "/trickle", download_time=0.5, timeout=5.0)
+    transfer = observation.transfer
+    assert observation.failure is None and observation.status == 200
+    assert transfer is not None and transfer.cut and transfer.seconds == 0.5
+    # About 10 chunks of 2 kB in half a second; far from the 1 MB announced.
+    assert 2_000 <= transfer.size <= 40_000
+    assert observation.body_truncated and observation.body_length == transfer.size
+
+
+def test_without_a_download_time_nothing_is_timed(lab: Lab, dialer: Dialer,
+                                                  trust: TrustStore) -> None:
+    assert _fetch(lab, dialer, trust, "/big").transfer is None
+
+
 @pytest.mark.parametrize(
     ("needle", "path", "cap", "found"),
     [
