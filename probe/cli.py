@@ -47,11 +47,13 @@ from probe.sign import SigningKey, sign_report, verify_file
 from probe.testlist import (
     PrefixOverrides,
     TestListError,
+    apply_key_overrides,
     apply_prefix_overrides,
     default_testlists,
     load_testlist,
     parse_cidr_list,
     parse_prefix_table,
+    parse_vpn_key,
 )
 
 EXIT_OK = 0
@@ -129,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
         "--default-prefixes",
         metavar="CIDR,...",
         help="expected prefixes for every target that has none (e.g. a lab's own ranges)",
+    )
+    run.add_argument(
+        "--vpn-key",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE|NAME=@FILE",
+        help="give the list's VPN key NAME (a WireGuard key, an OpenVPN tls-auth/tls-crypt key file); never written to the report",
     )
     _add_probe_info_arguments(run)
     run.add_argument(
@@ -250,8 +259,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.default_prefixes
         else (),
     )
+    vpn_keys = dict(parse_vpn_key(text) for text in args.vpn_key)
     # Every input error surfaces before any traffic.
-    testlists = [apply_prefix_overrides(load_testlist(p), overrides) for p in paths]
+    testlists = [
+        apply_key_overrides(apply_prefix_overrides(load_testlist(p), overrides), vpn_keys)
+        for p in paths
+    ]
     setup = RunSetup(
         key=load_or_create_key(),
         allow=AllowList.from_env(),
@@ -302,7 +315,8 @@ def _run_one(testlist: TestList, setup: RunSetup) -> tuple[dict, Path]:
     started = datetime.now(UTC)
     stem = free_stem(setup.output_dir, report_stem(started, testlist.name))
     journal = Journal.open(journal_path(setup.output_dir, stem))
-    measurer = Measurer(setup.settings, Dialer(setup.allow), clock, setup.trust)
+    measurer = Measurer(setup.settings, Dialer(setup.allow), clock, setup.trust,
+                        dict(testlist.keys))
     total = len(testlist.controls) + sum(len(f.targets) for f in testlist.features)
 
     with journal, ui.run_display(testlist.name, total, setup.show_progress) as display:

@@ -45,6 +45,9 @@ class Failure(enum.StrEnum):
     SSL_INVALID_CERTIFICATE = "ssl_invalid_certificate"
     SSL_FAILED_HANDSHAKE = "ssl_failed_handshake"
     HTTP_INVALID_RESPONSE = "http_invalid_response"
+    # A VPN server (or something in its place) answered our handshake with
+    # bytes that are not the protocol's reply to it.
+    UNEXPECTED_REPLY = "unexpected_reply"
     HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
     # The run's wall-time budget ran out before this check could finish.
     RUN_DEADLINE = "run_deadline_exceeded"
@@ -64,6 +67,19 @@ class TargetKind(enum.StrEnum):
     TLS = "tls"
     HTTP = "http"
     HTTPS = "https"
+    # VPN protocols: the first exchange of each (docs/vpn.md).
+    OPENVPN = "openvpn"
+    WIREGUARD = "wireguard"
+    IKEV2 = "ikev2"
+    PPTP = "pptp"
+    L2TP = "l2tp"
+    SSTP = "sstp"
+
+
+VPN_KINDS = frozenset({
+    TargetKind.OPENVPN, TargetKind.WIREGUARD, TargetKind.IKEV2,
+    TargetKind.PPTP, TargetKind.L2TP, TargetKind.SSTP,
+})
 
 
 # --------------------------------------------------------------------------
@@ -111,7 +127,30 @@ class Target:
     # http/https: also measure how fast the body arrives (the "throttled"
     # method compares that with the controls' downloads).
     throughput: bool = False
+    # VPN kinds: "udp" or "tcp" (fixed for most protocols, a choice for OpenVPN).
+    transport: str | None = None
+    vpn: VPNOptions | None = None
     expect: Expectations = field(default_factory=Expectations)
+
+
+@dataclass(frozen=True, slots=True)
+class VPNOptions:
+    """What a VPN handshake needs beyond host and port.
+
+    ``key`` names an entry of the test list's ``keys`` table (WireGuard:
+    the server's public key; OpenVPN: the tls-auth/tls-crypt static key),
+    ``client_key`` the WireGuard client's private key (a responder answers
+    only peers it knows). Only names travel with the target, so reports
+    never carry a secret; values are looked up when the check runs.
+    """
+
+    key: str | None = None
+    client_key: str | None = None
+    # OpenVPN: how the server wraps its control channel ("tls-auth",
+    # "tls-crypt") or None; tls-auth's key-direction and HMAC digest.
+    control: str | None = None
+    key_direction: int | None = None
+    digest: str = "sha1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +176,8 @@ class TestList:
     controls: tuple[Target, ...]
     sha256: str  # of the list file's bytes, so reports pin what was run
     path: str
+    # Named keys for VPN handshakes (name -> text as the list gives it).
+    keys: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------
@@ -273,7 +314,46 @@ class HTTPObservation:
     kind: str = "http"
 
 
-Observation = DNSObservation | TCPObservation | TLSObservation | HTTPObservation
+@dataclass(frozen=True, slots=True)
+class HandshakeMessage:
+    """One message of a VPN handshake, as sent or received."""
+
+    t: float
+    sent: bool  # True: the probe sent it; False: it arrived
+    name: str  # the protocol's name for it, e.g. "P_CONTROL_HARD_RESET_CLIENT_V2"
+    size: int  # bytes of the datagram, or of the message in the stream
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeObservation:
+    """A VPN protocol's first exchange with one server address.
+
+    ``failure`` is None when the server answered our handshake (``reply``
+    names the answer). Over UDP the first message is resent while
+    unanswered: ``attempts`` counts the sends. Over TCP the connect is its
+    own TCPObservation just before this one, as for TLS.
+    """
+
+    protocol: str  # the target kind: "openvpn", "wireguard", ...
+    transport: str  # "udp" | "tcp"
+    address: str
+    port: int
+    t0: float
+    t: float
+    failure: Failure | None
+    attempts: int = 1
+    reply: str | None = None
+    # False when a key the server demands was not given (tls-auth, a
+    # WireGuard peer's key): the server drops such messages by design, so
+    # silence is no evidence of blocking.
+    answerable: bool = True
+    messages: tuple[HandshakeMessage, ...] = ()
+    kind: str = "handshake"
+
+
+Observation = (
+    DNSObservation | TCPObservation | TLSObservation | HTTPObservation | HandshakeObservation
+)
 
 
 # --------------------------------------------------------------------------

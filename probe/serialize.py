@@ -36,6 +36,7 @@ from probe.model import (
     ControlStatus,
     DNSObservation,
     FeatureVerdict,
+    HandshakeObservation,
     HTTPObservation,
     Observation,
     Target,
@@ -55,7 +56,10 @@ def _kind_of(cls: type) -> str:
 
 
 _OBSERVATION_KINDS: dict[str, type[Observation]] = {
-    _kind_of(cls): cls for cls in (DNSObservation, TCPObservation, TLSObservation, HTTPObservation)
+    _kind_of(cls): cls
+    for cls in (
+        DNSObservation, TCPObservation, TLSObservation, HTTPObservation, HandshakeObservation
+    )
 }
 
 # Target fields kept beside "spec" rather than inside it.

@@ -17,7 +17,7 @@ import importlib.resources
 import ipaddress
 import re
 import socket
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,7 +27,8 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
-from probe.model import Expectations, Feature, Target, TargetKind, TestList
+from probe.model import VPN_KINDS, Expectations, Feature, Target, TargetKind, TestList, VPNOptions
+from probe.wire import WireError, openvpn, wireguard
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -60,13 +61,16 @@ class TestListError(Exception):
 # --------------------------------------------------------------------------
 # Schema: which keys exist where. docs/testlists.md documents each one.
 
-_LIST_KEYS = ("name", "version", "description", "updated", "controls", "prefixes", "features")
+_LIST_KEYS = (
+    "name", "version", "description", "updated", "controls", "prefixes", "keys", "features",
+)
 _LIST_REQUIRED = ("name", "version", "updated", "features")
 _CONTROLS_FILE_KEYS = ("name", "description", "updated", "controls")
 _CONTROLS_FILE_REQUIRED = ("name", "updated", "controls")
 _FEATURE_KEYS = ("id", "name", "description", "source", "targets")
 _FEATURE_REQUIRED = ("id", "name", "targets")
 _TABLE_KEYS = ("cidrs", "asn", "checked", "source")
+_KEY_ENTRY_KEYS = ("value", "checked", "source")
 
 _TARGET_COMMON = ("kind", "id", "expect")
 _TARGET_KEYS: dict[TargetKind, tuple[str, ...]] = {
@@ -75,13 +79,36 @@ _TARGET_KEYS: dict[TargetKind, tuple[str, ...]] = {
     TargetKind.TLS: ("host", "port", "sni", "alpn"),
     TargetKind.HTTP: ("url", "method", "throughput"),
     TargetKind.HTTPS: ("url", "method", "throughput"),
+    TargetKind.OPENVPN: ("host", "port", "transport", "control", "key", "key_direction", "auth"),
+    TargetKind.WIREGUARD: ("host", "port", "key", "client_key"),
+    TargetKind.IKEV2: ("host", "port"),
+    TargetKind.PPTP: ("host", "port"),
+    TargetKind.L2TP: ("host", "port"),
+    TargetKind.SSTP: ("host", "port"),
 }
+# Each VPN protocol's usual port, and its transport (OpenVPN's is a choice).
+_VPN_PORTS = {
+    TargetKind.OPENVPN: 1194, TargetKind.WIREGUARD: 51820, TargetKind.IKEV2: 500,
+    TargetKind.PPTP: 1723, TargetKind.L2TP: 1701, TargetKind.SSTP: 443,
+}
+_VPN_TRANSPORTS = {
+    TargetKind.WIREGUARD: "udp", TargetKind.IKEV2: "udp", TargetKind.PPTP: "tcp",
+    TargetKind.L2TP: "udp", TargetKind.SSTP: "tcp",
+}
+_OPENVPN_CONTROLS = ("tls-auth", "tls-crypt")
+_OPENVPN_DIGESTS = ("sha1", "sha256", "sha512")
 _TARGET_REQUIRED: dict[TargetKind, tuple[str, ...]] = {
     TargetKind.DNS: ("host",),
     TargetKind.TCP: ("host", "port"),
     TargetKind.TLS: ("host",),
     TargetKind.HTTP: ("url",),
     TargetKind.HTTPS: ("url",),
+    TargetKind.OPENVPN: ("host",),
+    TargetKind.WIREGUARD: ("host", "key"),
+    TargetKind.IKEV2: ("host",),
+    TargetKind.PPTP: ("host",),
+    TargetKind.L2TP: ("host",),
+    TargetKind.SSTP: ("host",),
 }
 # Every kind resolves its host first, so address expectations apply to all.
 _ADDRESS_EXPECT = ("prefixes", "asn", "checked")
@@ -91,6 +118,7 @@ _EXPECT_KEYS: dict[TargetKind, tuple[str, ...]] = {
     TargetKind.TLS: (*_ADDRESS_EXPECT, "certificate_name"),
     TargetKind.HTTP: (*_ADDRESS_EXPECT, "status", "body_contains"),
     TargetKind.HTTPS: (*_ADDRESS_EXPECT, "certificate_name", "status", "body_contains"),
+    **{kind: _ADDRESS_EXPECT for kind in VPN_KINDS},
 }
 _ANY_TARGET_KEY = frozenset(_TARGET_COMMON).union(*_TARGET_KEYS.values())
 _ANY_EXPECT_KEY = frozenset().union(*_EXPECT_KEYS.values())
@@ -153,7 +181,8 @@ def load_testlist(path: str | Path) -> TestList:
     description = _optional_string(doc, entries, "description") or ""
     updated = doc.date(entries["updated"].value, "'updated'")
     tables = _prefix_tables(doc, entries["prefixes"]) if "prefixes" in entries else {}
-    reader = _TargetReader(doc, tables)
+    keys = _keys(doc, entries["keys"]) if "keys" in entries else {}
+    reader = _TargetReader(doc, tables, keys)
     features = _features(reader, entries["features"])
     if "controls" in entries:
         controls = _controls(reader, entries["controls"], list_path)
@@ -168,6 +197,7 @@ def load_testlist(path: str | Path) -> TestList:
         controls=controls,
         sha256=hashlib.sha256(data).hexdigest(),
         path=shown,
+        keys=tuple((name, key.value) for name, key in keys.items() if key.value is not None),
     )
 
 
@@ -251,6 +281,57 @@ def parse_prefix_table(text: str) -> tuple[str, tuple[str, ...]]:
     if not equals or not name.strip():
         raise ValueError(f"--prefix-table {text!r}: expected NAME=CIDR[,CIDR...]")
     return name.strip(), parse_cidr_list(cidrs, f"--prefix-table {name.strip()}")
+
+
+def parse_vpn_key(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` or ``NAME=@FILE`` from ``--vpn-key``; ValueError with one line if bad."""
+    name, equals, value = text.partition("=")
+    name = name.strip()
+    if not equals or not name or not value:
+        raise ValueError(f"--vpn-key {text!r}: expected NAME=VALUE or NAME=@FILE")
+    if value.startswith("@"):
+        try:
+            value = Path(value[1:]).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--vpn-key {name}: cannot read {value[1:]}: {exc}") from None
+    return name, value.strip()
+
+
+def apply_key_overrides(testlist: TestList, values: Mapping[str, str]) -> TestList:
+    """The list with its named keys given (or replaced) at run time.
+
+    Each value must parse as what the list's targets use it for; a name
+    the list does not use is ignored (one run covers several lists).
+    """
+    used = _key_uses(testlist)
+    for name, value in values.items():
+        for what, parse in used.get(name, ()):
+            try:
+                parse(value)
+            except WireError as exc:
+                raise ValueError(f"--vpn-key {name}: not {what}: {exc}") from None
+    keys = dict(testlist.keys) | {n: v for n, v in values.items() if n in used}
+    return replace(testlist, keys=tuple(sorted(keys.items())))
+
+
+def _key_uses(testlist: TestList) -> dict[str, list[tuple[str, Callable[[str], bytes]]]]:
+    uses: dict[str, list[tuple[str, Callable[[str], bytes]]]] = {}
+    for feature in testlist.features:
+        for target in feature.targets:
+            options = target.vpn
+            if options is None:
+                continue
+            if target.kind is TargetKind.WIREGUARD:
+                pairs = [(options.key, "a WireGuard public key"),
+                         (options.client_key, "a WireGuard private key")]
+                for name, what in pairs:
+                    if name is not None:
+                        uses.setdefault(name, []).append((what, wireguard.parse_key))
+            elif options.key is not None:
+                uses.setdefault(options.key, []).append(
+                    ("an OpenVPN static key", openvpn.parse_static_key)
+                )
+    return uses
 
 
 # --------------------------------------------------------------------------
@@ -428,11 +509,14 @@ class _PrefixTable:
 class _TargetReader:
     """Reads targets of one document, keeping their ids unique within it."""
 
-    __slots__ = ("doc", "tables", "seen")
+    __slots__ = ("doc", "keys", "seen", "tables")
 
-    def __init__(self, doc: _Document, tables: dict[str, _PrefixTable]) -> None:
+    def __init__(
+        self, doc: _Document, tables: dict[str, _PrefixTable], keys: dict[str, _Key] | None = None
+    ) -> None:
         self.doc = doc
         self.tables = tables
+        self.keys = keys or {}
         self.seen: dict[str, Node] = {}
 
     def targets(self, node: Node, what: str, *, control: bool = False) -> tuple[Target, ...]:
@@ -474,8 +558,10 @@ class _TargetReader:
                 port = doc.integer(values["port"], "'port'", 1, 65535)
                 target_id = f"tcp://{host}:{port}"
                 target = Target(id=target_id, kind=kind, host=host, port=port, expect=expect)
-            else:
+            elif kind is TargetKind.TLS:
                 target = self.tls(values, host, expect)
+            else:
+                target = self.vpn(kind, values, host, expect)
 
         if "id" in values:
             target = replace(target, id=self.explicit_id(values["id"], control))
@@ -500,6 +586,67 @@ class _TargetReader:
             alpn=alpn,
             expect=expect,
         )
+
+    def vpn(
+        self, kind: TargetKind, values: dict[str, Node], host: str, expect: Expectations
+    ) -> Target:
+        doc = self.doc
+        port = _VPN_PORTS[kind]
+        if "port" in values:
+            port = doc.integer(values["port"], "'port'", 1, 65535)
+        transport = _VPN_TRANSPORTS.get(kind) or self.choice(
+            values, "transport", ("udp", "tcp"), "udp"
+        )
+        options = VPNOptions()
+        if kind is TargetKind.WIREGUARD:
+            public = self.key(values["key"], "a WireGuard public key", wireguard.parse_key)
+            client = None
+            if "client_key" in values:
+                client = self.key(values["client_key"], "a WireGuard private key", wireguard.parse_key)
+            options = VPNOptions(key=public, client_key=client)
+        elif kind is TargetKind.OPENVPN:
+            options = self.openvpn(values)
+        # OpenVPN runs on either transport, so the transport is part of its id.
+        suffix = f"/{transport}" if kind is TargetKind.OPENVPN else ""
+        return Target(
+            id=f"{kind}://{host}:{port}{suffix}", kind=kind, host=host, port=port,
+            transport=transport, vpn=options, expect=expect,
+        )
+
+    def openvpn(self, values: dict[str, Node]) -> VPNOptions:
+        doc = self.doc
+        control = self.choice(values, "control", _OPENVPN_CONTROLS, "") or None
+        for name in ("key", "key_direction", "auth"):
+            if name in values and control is None:
+                message = f"{name!r} needs 'control: tls-auth' or 'control: tls-crypt'"
+                raise doc.error(values[name], message)
+        if control == "tls-crypt":
+            for name in ("key_direction", "auth"):
+                if name in values:
+                    message = f"{name!r} is fixed by tls-crypt; it applies to tls-auth"
+                    raise doc.error(values[name], message)
+        key = None
+        if "key" in values:
+            key = self.key(values["key"], "an OpenVPN static key", openvpn.parse_static_key)
+        direction = None
+        if "key_direction" in values:
+            direction = doc.integer(values["key_direction"], "'key_direction'", 0, 1)
+        digest = self.choice(values, "auth", _OPENVPN_DIGESTS, "sha1")
+        return VPNOptions(key=key, control=control, key_direction=direction, digest=digest)
+
+    def key(self, node: Node, what: str, parse: Callable[[str], bytes]) -> str:
+        """A name from the list's ``keys`` table whose value parses as ``what``."""
+        name = self.doc.string(node, "a key name")
+        entry = self.keys.get(name)
+        if entry is None:
+            defined = ", ".join(sorted(self.keys)) or "none"
+            raise self.doc.error(node, f"unknown key {_quote(name)} (defined in 'keys': {defined})")
+        if entry.value is not None:
+            try:
+                parse(entry.value)
+            except WireError as exc:
+                raise self.doc.error(entry.node, f"key {name!r} is not {what}: {exc}") from None
+        return name
 
     def alpn(self, node: Node) -> list[str]:
         protocols = []
@@ -675,6 +822,34 @@ def _prefix_tables(doc: _Document, entry: _Entry) -> dict[str, _PrefixTable]:
             name=name,
         )
     return tables
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    value: str | None  # None: declared, to be given at run time (--vpn-key)
+    node: Node  # where the value (or the entry) is written, for errors about it
+
+
+def _keys(doc: _Document, entry: _Entry) -> dict[str, _Key]:
+    """``keys:``: named keys for VPN handshakes, each ``{value, source, checked}``.
+
+    A key without ``value`` is declared for the user to give at run time:
+    a secret (a WireGuard client's private key) never belongs in a list.
+    """
+    keys: dict[str, _Key] = {}
+    for name, key in doc.mapping(entry.value, "'keys'").items():
+        doc.slug(key.key, "a key name")
+        entries = doc.mapping(key.value, f"key {name!r}")
+        doc.keys(key.value, entries, f"key {name!r}", _KEY_ENTRY_KEYS, ())
+        _optional_string(doc, entries, "source")
+        if "checked" in entries:
+            doc.date(entries["checked"].value, "'checked'")
+        if "value" in entries:
+            value = entries["value"].value
+            keys[name] = _Key(doc.string(value, "a key's 'value'").strip(), value)
+        else:
+            keys[name] = _Key(None, key.value)
+    return keys
 
 
 def _cidrs(doc: _Document, node: Node, what: str) -> tuple[str, ...]:

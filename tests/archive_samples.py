@@ -15,6 +15,8 @@ from probe.model import (
     Failure,
     Feature,
     FeatureVerdict,
+    HandshakeMessage,
+    HandshakeObservation,
     HTTPHop,
     HTTPObservation,
     Observation,
@@ -85,7 +87,19 @@ HTTP_OBS = HTTPObservation(
 )
 TIMEOUT_OBS = TCPObservation(address="198.51.100.9", port=5222, t0=0.1, t=10.1, failure=Failure.GENERIC_TIMEOUT)
 
-ALL_OBSERVATIONS: tuple[Observation, ...] = (DNS_OBS, TCP_OBS, TLS_OBS, HTTP_OBS, TIMEOUT_OBS)
+HANDSHAKE_OBS = HandshakeObservation(
+    protocol="openvpn", transport="udp", address="198.51.100.11", port=1194, t0=0.3, t=1.45,
+    failure=None, attempts=2, reply="P_CONTROL_HARD_RESET_SERVER_V2", answerable=True,
+    messages=(
+        HandshakeMessage(0.3, True, "P_CONTROL_HARD_RESET_CLIENT_V2", 14),
+        HandshakeMessage(1.3, True, "P_CONTROL_HARD_RESET_CLIENT_V2", 14),
+        HandshakeMessage(1.45, False, "P_CONTROL_HARD_RESET_SERVER_V2", 26),
+    ),
+)
+
+ALL_OBSERVATIONS: tuple[Observation, ...] = (
+    DNS_OBS, TCP_OBS, TLS_OBS, HTTP_OBS, TIMEOUT_OBS, HANDSHAKE_OBS,
+)
 
 WEB = Target(
     id="https-web",

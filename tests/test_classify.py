@@ -25,6 +25,8 @@ from probe.model import (
     DNSResponse,
     Expectations,
     Failure,
+    HandshakeMessage,
+    HandshakeObservation,
     HTTPObservation,
     Observation,
     Target,
@@ -34,6 +36,7 @@ from probe.model import (
     TLSObservation,
     Transfer,
     Verdict,
+    VPNOptions,
 )
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "classification.md"
@@ -135,6 +138,26 @@ def target(kind: TargetKind, host: str = "example.org", **expect: object) -> Tar
 
 
 DNS_T = target(TargetKind.DNS)
+WG_T = Target("wg", TargetKind.WIREGUARD, "example.org", 51820, transport="udp",
+              vpn=VPNOptions(key="server", client_key="client"))
+PPTP_T = Target("pptp", TargetKind.PPTP, "example.org", 1723, transport="tcp", vpn=VPNOptions())
+
+
+def hs(failure: Failure | None = None, *, attempts: int = 1, answerable: bool = True,
+       port: int = 51820) -> HandshakeObservation:
+    """A VPN handshake with PUBLIC4: our message, and the answer or what came instead."""
+    sent = tuple(HandshakeMessage(0.1 + i, True, "handshake initiation", 148) for i in range(attempts))
+    heard: tuple[HandshakeMessage, ...] = ()
+    if failure is None:
+        heard = (HandshakeMessage(attempts + 0.2, False, "handshake response", 92),)
+    elif failure is Failure.UNEXPECTED_REPLY:
+        heard = (HandshakeMessage(0.2, False, "not wireguard", 40),)
+    return HandshakeObservation(
+        "pptp" if port == 1723 else "wireguard", "tcp" if port == 1723 else "udp", PUBLIC4, port,
+        0.1, attempts + 0.3, failure, attempts=attempts,
+        reply="handshake response" if failure is None else None, answerable=answerable,
+        messages=sent + heard,
+    )
 BULK_T = Target("bulk", TargetKind.HTTPS, "example.org", 443, url="https://example.org/big",
                 throughput=True)
 TCP_T = target(TargetKind.TCP)
@@ -399,6 +422,31 @@ CASES = [
     Case("a small body is not timed", BULK_T,
          (A2, http(200, transfer=Transfer(1200, 0.5, cut=False))), Verdict.REACHABLE,
          Method.OK, "HTTP 200", controls=FAST),
+    Case("vpn handshake answered", WG_T, (A2, hs()), Verdict.REACHABLE, Method.HANDSHAKE_OK,
+         "wireguard handshake ok with 1/1 addresses (handshake response)", (0, 1)),
+    Case("vpn handshake answered after resends", WG_T, (A2, hs(attempts=3)), Verdict.DEGRADED,
+         Method.HANDSHAKE_SLOW, "answered only after resending (3 sends)"),
+    Case("vpn handshake silence", WG_T, (A2, hs(Failure.GENERIC_TIMEOUT)), Verdict.BLOCKED,
+         Method.HANDSHAKE_TIMEOUT, "generic_timeout_error after 1 sent"),
+    Case("vpn handshake silence on a dead network", WG_T, (A2, hs(Failure.GENERIC_TIMEOUT)),
+         Verdict.INCONCLUSIVE, Method.NETWORK_UNAVAILABLE, controls=NO_CONNECT),
+    Case("vpn silence without the key", WG_T, (A2, hs(Failure.GENERIC_TIMEOUT, answerable=False)),
+         Verdict.INCONCLUSIVE, Method.HANDSHAKE_NEEDS_KEY, "give it with --vpn-key", (1,)),
+    Case("vpn reset without the key is still evidence", PPTP_T,
+         (A2, tcp(PUBLIC4, port=1723), hs(Failure.CONNECTION_RESET, answerable=False, port=1723)),
+         Verdict.BLOCKED, Method.HANDSHAKE_RESET, "connection_reset"),
+    Case("vpn port unreachable", WG_T, (A2, hs(Failure.CONNECTION_REFUSED)), Verdict.BLOCKED,
+         Method.HANDSHAKE_REFUSED),
+    Case("vpn reply from something else", WG_T, (A2, hs(Failure.UNEXPECTED_REPLY)),
+         Verdict.BLOCKED, Method.HANDSHAKE_UNEXPECTED_REPLY, "heard not wireguard"),
+    Case("vpn over tls failed", PPTP_T,
+         (A2, tcp(PUBLIC4, port=1723), hs(Failure.SSL_FAILED_HANDSHAKE, port=1723)),
+         Verdict.BLOCKED, Method.HANDSHAKE_FAILURE),
+    Case("vpn tcp connect refused", PPTP_T,
+         (A2, tcp(PUBLIC4, Failure.CONNECTION_REFUSED, port=1723)), Verdict.BLOCKED,
+         Method.TCP_REFUSED),
+    Case("vpn connect without its handshake", PPTP_T, (A2, tcp(PUBLIC4, port=1723)),
+         Verdict.INCONCLUSIVE, Method.NOT_MEASURED, "no handshake was attempted"),
     Case("a target without throughput ignores a slow body", HTTPS_T,
          (A2, http(200, transfer=CRAWL)), Verdict.REACHABLE, Method.OK, controls=FAST),
 ]

@@ -109,7 +109,7 @@ def test_unknown_members_are_ignored() -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.update(kind="udp"), r"^\$\.kind: expected one of dns, tcp, tls, http, got 'udp'$"),
+        (lambda d: d.update(kind="udp"), r"^\$\.kind: expected one of dns, tcp, tls, http, handshake, got 'udp'$"),
         (lambda d: d.pop("t0"), r"^\$\.t0: missing$"),
         (lambda d: d.update(t=True), r"^\$\.t: expected a number, got true$"),
         (lambda d: d.update(failure="oops"), r"^\$\.failure: unknown Failure 'oops'$"),

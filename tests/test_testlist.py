@@ -21,11 +21,14 @@ from probe import testlist
 from probe.model import Expectations, TargetKind
 from probe.testlist import (
     PrefixOverrides,
+    TestListError,
+    apply_key_overrides,
     apply_prefix_overrides,
     default_controls_path,
     default_testlists,
     load_testlist,
     parse_prefix_table,
+    parse_vpn_key,
 )
 
 ListError = testlist.TestListError
@@ -77,8 +80,8 @@ TARGET_ERRORS = [
     ("{kind: tls, host: a.example, method: GET}", "method", "'method' does not apply to a tls target"),
     ("{kind: tcp, host: a.example}", "{", "a tcp target is missing the required key 'port'"),
     ("{kind: https}", "{", "a https target is missing the required key 'url'"),
-    ("{host: a.example}", "{", "a target is missing the required key 'kind' (one of: dns, tcp, tls, http, https)"),
-    ("{kind: udp, host: a.example}", "udp", "unknown target kind 'udp' (allowed: dns, tcp, tls, http, https)"),
+    ("{host: a.example}", "{", "a target is missing the required key 'kind' (one of: dns, tcp, tls, http, https, openvpn, wireguard, ikev2, pptp, l2tp, sstp)"),
+    ("{kind: udp, host: a.example}", "udp", "unknown target kind 'udp' (allowed: dns, tcp, tls, http, https, openvpn, wireguard, ikev2, pptp, l2tp, sstp)"),
     ("{kind: [tcp], host: a.example}", "[tcp]", "'kind' must be a string, not a list"),
     ('{kind: tcp, host: a.example, port: "443"}', '"443"', "'port' must be an integer, not a string"),
     ("{kind: tcp, host: a.example, port: 0}", "0}", "'port' must be between 1 and 65535, not '0'"),
@@ -105,6 +108,15 @@ TARGET_ERRORS = [
     ('{kind: https, url: "https://a.example/a b"}', '"https', "must not contain spaces"),
     ('{kind: https, url: "https://a.example/", method: POST}', "POST",
      "'method' must be one of GET, HEAD, OPTIONS, not 'POST'"),
+    ("{kind: wireguard, host: a.example}", "{", "a wireguard target is missing the required key 'key'"),
+    ("{kind: wireguard, host: a.example, key: nope}", "nope",
+     "unknown key 'nope' (defined in 'keys': none)"),
+    ("{kind: openvpn, host: a.example, transport: sctp}", "sctp",
+     "'transport' must be one of udp, tcp, not 'sctp'"),
+    ("{kind: openvpn, host: a.example, key_direction: 1}", "1",
+     "'key_direction' needs 'control: tls-auth' or 'control: tls-crypt'"),
+    ("{kind: ikev2, host: a.example, transport: tcp}", "transport",
+     "'transport' does not apply to a ikev2 target"),
     ('{kind: https, url: "https://a.example/", throughput: "yes"}', '"yes"',
      "'throughput' must be true or false, not a string"),
     ("{kind: tls, host: a.example, throughput: true}", "throughput",
@@ -210,7 +222,7 @@ TOP_ERRORS = [
     ("name: t\n", 1, 1, "a test list is missing the required key 'version'"),
     (TOP, 1, 1, "a test list is missing the required key 'features'"),
     (TOP + "colour: red\n" + FEATURE, 4, 1,
-     "'colour' is not a key of a test list (allowed: name, version, description, updated, controls, prefixes, features)"),
+     "'colour' is not a key of a test list (allowed: name, version, description, updated, controls, prefixes, keys, features)"),
     ("name: t\nversion: 1\nupdated: 2026-11-23\n" + FEATURE, 2, 10,
      "'version' must be a string, not an integer (put it in quotes)"),
     ('name: yes\nversion: "1"\nupdated: 2026-11-23\n' + FEATURE, 1, 7,
@@ -508,7 +520,9 @@ def test_shipped_lists_are_the_expected_ones() -> None:
 
 def test_shipped_controls_mix_dns_and_tls_over_several_operators() -> None:
     controls = load_testlist(SHIPPED / "whatsapp.yaml").controls
-    assert {t.kind for t in controls} == {TargetKind.DNS, TargetKind.TLS}
+    assert {t.kind for t in controls} == {TargetKind.DNS, TargetKind.TLS, TargetKind.HTTPS}
+    # One timed download: the baseline of the throttled method.
+    assert [t.host for t in controls if t.throughput] == ["upload.wikimedia.org"]
     assert len({t.host for t in controls}) >= 5
     assert all(t.id.startswith("control:") for t in controls)
 
@@ -739,3 +753,69 @@ def test_bad_prefix_table_flags_are_one_line_errors(text: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_prefix_table(text)
     assert "--prefix-table" in str(caught.value) and "\n" not in str(caught.value)
+
+
+VPN_LIST = """\
+name: v
+version: "1"
+updated: 2026-11-23
+keys:
+  server: {value: "bmXOC+F1FxEMF9dyiK2H5/1SUtzH0JuVo51h2wPfgyo=", source: "the provider's profile"}
+  client: {source: "your own client's PrivateKey"}
+  ta: {}
+features:
+  - id: vpn
+    name: VPN
+    targets:
+      - {kind: wireguard, host: wg.example, port: 2408, key: server, client_key: client}
+      - {kind: openvpn, host: ovpn.example, transport: tcp, port: 443}
+      - {kind: openvpn, host: ovpn.example, control: tls-auth, key: ta, key_direction: 1, auth: sha256}
+      - {kind: ikev2, host: ike.example, port: 4500}
+      - {kind: pptp, host: pptp.example}
+      - {kind: l2tp, host: l2tp.example}
+      - {kind: sstp, host: sstp.example}
+"""
+
+
+def test_vpn_targets_get_ports_transports_and_key_names(tmp_path: Path) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(VPN_LIST)
+    testlist = load_testlist(path)
+    summary = [(t.id, t.port, t.transport) for t in testlist.features[0].targets]
+    assert summary == [
+        ("wireguard://wg.example:2408", 2408, "udp"),
+        ("openvpn://ovpn.example:443/tcp", 443, "tcp"),
+        ("openvpn://ovpn.example:1194/udp", 1194, "udp"),
+        ("ikev2://ike.example:4500", 4500, "udp"),
+        ("pptp://pptp.example:1723", 1723, "tcp"),
+        ("l2tp://l2tp.example:1701", 1701, "udp"),
+        ("sstp://sstp.example:443", 443, "tcp"),
+    ]
+    wireguard, _, tls_auth = testlist.features[0].targets[:3]
+    assert (wireguard.vpn.key, wireguard.vpn.client_key) == ("server", "client")
+    assert (tls_auth.vpn.control, tls_auth.vpn.key_direction, tls_auth.vpn.digest) == ("tls-auth", 1, "sha256")
+    # Keys without a value are declared for --vpn-key; only given ones travel.
+    assert testlist.keys == (("server", "bmXOC+F1FxEMF9dyiK2H5/1SUtzH0JuVo51h2wPfgyo="),)
+
+
+def test_a_key_that_does_not_parse_is_named_at_its_value(tmp_path: Path) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(VPN_LIST.replace("bmXOC+F1FxEMF9dyiK2H5/1SUtzH0JuVo51h2wPfgyo=", "short"))
+    with pytest.raises(TestListError, match=r"v.yaml:5:19: key 'server' is not a WireGuard public key"):
+        load_testlist(path)
+
+
+def test_vpn_keys_given_at_run_time_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(VPN_LIST)
+    testlist = load_testlist(path)
+    client = "YEocP0e2o1WT5GlvBvQzVF7EeR6Z7aCa+HzJj2G8R2A="
+    given = apply_key_overrides(testlist, {"client": client, "unused": "x"})
+    assert dict(given.keys) == {"server": dict(testlist.keys)["server"], "client": client}
+    with pytest.raises(ValueError, match="--vpn-key ta: not an OpenVPN static key"):
+        apply_key_overrides(testlist, {"ta": "not a key"})
+    key_file = tmp_path / "client.key"
+    key_file.write_text(client + "\n")
+    assert parse_vpn_key(f"client=@{key_file}") == ("client", client)
+    with pytest.raises(ValueError, match="expected NAME=VALUE or NAME=@FILE"):
+        parse_vpn_key("client")

@@ -1,10 +1,13 @@
-"""The connect stage: TCP connects and TLS handshakes, per address.
+"""The connect stage: TCP connects, TLS and VPN handshakes, per address.
 
 The TLS check opens its own connection, so a TLS observation's failure
 may be a connect failure (reported with ``version`` None). When the net
 layer also records the TCP connect right before the handshake, a failed
 connect is judged as TCP; otherwise the failures that can only happen at
-connect time (refused, unreachable) still count as TCP.
+connect time (refused, unreachable) still count as TCP. A VPN handshake
+pairs with its connect the same way (over UDP it has none). A handshake
+the server could not answer (we lacked its key) that met only silence is
+no attempt at all: it shows nothing either way.
 """
 
 from __future__ import annotations
@@ -14,7 +17,16 @@ from dataclasses import dataclass
 
 from probe.classify.addresses import endpoint, family, parse_address
 from probe.classify.methods import Method, Outcome, Stage, most_common, tally
-from probe.model import Failure, Observation, Target, TargetKind, TCPObservation, TLSObservation
+from probe.model import (
+    VPN_KINDS,
+    Failure,
+    HandshakeObservation,
+    Observation,
+    Target,
+    TargetKind,
+    TCPObservation,
+    TLSObservation,
+)
 
 _TCP_METHODS = {
     Failure.CONNECTION_REFUSED: Method.TCP_REFUSED,
@@ -39,6 +51,24 @@ _TLS_METHODS = {
 }
 
 
+_HANDSHAKE_METHODS = {
+    # Over UDP an ICMP port unreachable; over TCP a RST to SYN is the connect's.
+    Failure.CONNECTION_REFUSED: Method.HANDSHAKE_REFUSED,
+    Failure.HOST_UNREACHABLE: Method.TCP_UNREACHABLE,
+    Failure.NETWORK_UNREACHABLE: Method.TCP_UNREACHABLE,
+    Failure.CONNECTION_RESET: Method.HANDSHAKE_RESET,
+    Failure.EOF: Method.HANDSHAKE_RESET,
+    Failure.GENERIC_TIMEOUT: Method.HANDSHAKE_TIMEOUT,
+    Failure.UNEXPECTED_REPLY: Method.HANDSHAKE_UNEXPECTED_REPLY,
+}
+_Step = TLSObservation | HandshakeObservation
+
+
+def unanswerable_silence(observation: HandshakeObservation) -> bool:
+    """Silence from a server we could not expect to answer (no key)."""
+    return not observation.answerable and observation.failure is Failure.GENERIC_TIMEOUT
+
+
 @dataclass(frozen=True, slots=True)
 class _Attempt:
     """One connection to one address: a TCP connect, a TLS handshake, or both."""
@@ -48,7 +78,7 @@ class _Attempt:
     method: Method | None  # None: the attempt succeeded
     detail: str  # "203.0.113.5:443 connection_reset (...)"
     evidence: tuple[int, ...]
-    handshake: TLSObservation | None  # the successful handshake, if any
+    handshake: _Step | None  # the successful handshake, if any
 
 
 def connect_stage(target: Target, observations: Sequence[Observation]) -> Stage:
@@ -79,7 +109,11 @@ def _count(n: int, total: int) -> str:
 
 
 def _success(passed: list[_Attempt], total: int) -> str:
-    handshakes = [a.handshake for a in passed if a.handshake is not None]
+    vpn = [a.handshake for a in passed if isinstance(a.handshake, HandshakeObservation)]
+    if vpn:
+        replies = tally(h.reply or "an answer" for h in vpn)
+        return f"{vpn[0].protocol} handshake ok with {_count(len(vpn), total)} ({replies})"
+    handshakes = [a.handshake for a in passed if isinstance(a.handshake, TLSObservation)]
     if not handshakes:
         return f"connected to {_count(len(passed), total)}"
     versions = tally((h.version or "TLS").replace("TLSv", "TLS ") for h in handshakes)
@@ -90,12 +124,12 @@ def _success(passed: list[_Attempt], total: int) -> str:
 
 
 _TCP = tuple[int, TCPObservation]
-_TLS = tuple[int, TLSObservation]
+_TLS = tuple[int, _Step]
 
 
 def _attempts(target: Target, observations: Sequence[Observation]) -> list[_Attempt]:
-    """Pair each TLS handshake with the TCP connect just before it to the
-    same endpoint; unpaired connects are attempts of their own."""
+    """Pair each TLS or VPN handshake with the TCP connect just before it
+    to the same endpoint; unpaired connects are attempts of their own."""
     pending: dict[tuple[str, int], _TCP] = {}
     pairs: list[tuple[_TCP, None] | tuple[_TCP | None, _TLS]] = []
     for i, observation in enumerate(observations):
@@ -104,7 +138,7 @@ def _attempts(target: Target, observations: Sequence[Observation]) -> list[_Atte
             if key in pending:
                 pairs.append((pending[key], None))
             pending[key] = (i, observation)
-        elif isinstance(observation, TLSObservation):
+        elif isinstance(observation, TLSObservation | HandshakeObservation):
             key = (observation.address, observation.port)
             pairs.append((pending.pop(key, None), (i, observation)))
     pairs.extend((tcp, None) for tcp in pending.values())
@@ -125,12 +159,14 @@ def _attempt(target: Target, tcp_item: _TCP | None, tls_item: _TLS | None) -> _A
         method = _TCP_METHODS.get(tcp.failure, Method.TCP_FAILURE)
         return _Attempt(fam, tcp.failure, method, f"{where} {tcp.failure}", evidence, None)
     if tls_item is None:
-        # A connect without its handshake says nothing about a tls target:
-        # the measurement stopped half way.
-        if target.kind is TargetKind.TLS:
+        # A connect without its handshake says nothing about a tls or VPN
+        # target: the measurement stopped half way.
+        if target.kind is TargetKind.TLS or target.kind in VPN_KINDS:
             return None
         return _Attempt(fam, None, None, f"{where} connected", evidence, None)
     tls = tls_item[1]
+    if isinstance(tls, HandshakeObservation):
+        return _vpn_attempt(fam, where, evidence, tls)
     if tls.failure is None:
         return _Attempt(fam, None, None, f"{where} handshake ok", evidence, tls)
     method = _TLS_METHODS.get(tls.failure, Method.TLS_FAILURE)
@@ -138,6 +174,22 @@ def _attempt(target: Target, tcp_item: _TCP | None, tls_item: _TLS | None) -> _A
     if method is Method.TLS_MITM:
         detail += _certificate(target, tls)
     return _Attempt(fam, tls.failure, method, detail, evidence, None)
+
+
+def _vpn_attempt(
+    fam: str, where: str, evidence: tuple[int, ...], handshake: HandshakeObservation
+) -> _Attempt | None:
+    if handshake.failure is None:
+        return _Attempt(fam, None, None, f"{where} {handshake.reply}", evidence, handshake)
+    if unanswerable_silence(handshake):
+        return None
+    method = _HANDSHAKE_METHODS.get(handshake.failure, Method.HANDSHAKE_FAILURE)
+    sent = sum(m.sent for m in handshake.messages)
+    heard = [m.name for m in handshake.messages if not m.sent]
+    detail = f"{where} {handshake.failure} after {sent} sent"
+    if heard:
+        detail += f", heard {', '.join(heard)}"
+    return _Attempt(fam, handshake.failure, method, detail, evidence, None)
 
 
 def _certificate(target: Target, tls: TLSObservation) -> str:

@@ -40,6 +40,15 @@ class Method(enum.StrEnum):
     HTTP_BLOCKPAGE = "http-blockpage"
     # Degraded: everything worked, but the body crawled next to the controls'.
     THROTTLED = "throttled"
+    # VPN handshakes (docs/vpn.md).
+    HANDSHAKE_OK = "handshake-ok"
+    HANDSHAKE_SLOW = "handshake-slow"
+    HANDSHAKE_TIMEOUT = "handshake-timeout"
+    HANDSHAKE_RESET = "handshake-reset"
+    HANDSHAKE_REFUSED = "handshake-refused"
+    HANDSHAKE_UNEXPECTED_REPLY = "handshake-unexpected-reply"
+    HANDSHAKE_FAILURE = "handshake-failure"
+    HANDSHAKE_NEEDS_KEY = "handshake-needs-key"
     # Feature level: some targets reachable, others blocked or degraded.
     PARTIAL = "partial"
 

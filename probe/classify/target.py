@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.classify.connect import connect_stage
+from probe.classify.connect import connect_stage, unanswerable_silence
 from probe.classify.dns import dns_stage
 from probe.classify.http import http_stage
 from probe.classify.methods import Method, Outcome, Stage
 from probe.classify.throughput import throughput_stage
 from probe.model import (
+    VPN_KINDS,
     ControlStatus,
     Failure,
+    HandshakeObservation,
     Observation,
     Target,
     TargetKind,
@@ -31,6 +33,7 @@ _NOT_ATTEMPTED = {
     TargetKind.TLS: "no TLS handshake was attempted",
     TargetKind.HTTP: "no HTTP request was made",
     TargetKind.HTTPS: "no HTTP request was made",
+    **{kind: "no handshake was attempted" for kind in VPN_KINDS},
 }
 
 # Inconclusive whatever else was seen: the measurement itself is incomplete.
@@ -96,7 +99,7 @@ def classify_target(
 
     required = http if target.kind in (TargetKind.HTTP, TargetKind.HTTPS) else connect
     if required.outcome is Outcome.ABSENT:
-        return _not_measured(target)
+        return _needs_key(target, observations) or _not_measured(target)
     # A stale expectation must not make a false positive: the later stage
     # succeeded, so the unexpected answers are only worth a mention.
     note = f" (despite {dns.unexpected})" if dns.unexpected is not None else ""
@@ -110,7 +113,37 @@ def classify_target(
         return TargetVerdict(
             Verdict.DEGRADED, throughput.method, throughput.reason + note, _sorted(evidence)
         )
+    if target.kind in VPN_KINDS:
+        return _handshake_done(observations, connect.reason + note, _sorted(evidence))
     return TargetVerdict(Verdict.REACHABLE, Method.OK, required.reason + note, _sorted(evidence))
+
+
+def _handshake_done(
+    observations: Sequence[Observation], reason: str, evidence: tuple[int, ...]
+) -> TargetVerdict:
+    """A VPN server answered; ``degraded`` when it took resends (UDP loss
+    on the way, or a censor dropping all but some of the tries)."""
+    resent = [o.attempts for o in observations
+              if isinstance(o, HandshakeObservation) and o.failure is None and o.attempts > 1]
+    if resent:
+        sends = ", ".join(str(n) for n in resent)
+        return TargetVerdict(Verdict.DEGRADED, Method.HANDSHAKE_SLOW,
+                             f"{reason}; answered only after resending ({sends} sends)", evidence)
+    return TargetVerdict(Verdict.REACHABLE, Method.HANDSHAKE_OK, reason, evidence)
+
+
+def _needs_key(target: Target, observations: Sequence[Observation]) -> TargetVerdict | None:
+    """Only silence, from a server that drops what lacks its key: unknowable."""
+    silent = tuple(i for i, o in enumerate(observations)
+                   if isinstance(o, HandshakeObservation) and unanswerable_silence(o))
+    if not silent:
+        return None
+    options = target.vpn
+    names = [n for n in (options.key, options.client_key) if n] if options else []
+    key = f" ({', '.join(names)})" if names else ""
+    reason = (f"no answer, but the server drops {target.kind} handshakes made without its "
+              f"key{key}: give it with --vpn-key to measure")
+    return TargetVerdict(Verdict.INCONCLUSIVE, Method.HANDSHAKE_NEEDS_KEY, reason, silent)
 
 
 def _blocked(stage: Stage, controls: ControlStatus, *, needs_connect: bool) -> TargetVerdict:

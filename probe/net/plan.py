@@ -7,7 +7,9 @@ One target in, its observations out, in the order they happened:
 * tls: the lookups, then per address one connection carrying the
   handshake (recorded as its connect and its handshake);
 * http/https: the lookups, then one fetch pinned to the first address
-  (a redirect's new host gets its own, recorded, lookups).
+  (a redirect's new host gets its own, recorded, lookups);
+* VPN kinds: the lookups, then per address the protocol's first exchange
+  (over TCP: its connect, then the exchange; see probe.net.vpn).
 
 An IP literal host skips DNS. When the lookups give no address, nothing
 further runs: the DNS failure is the finding.
@@ -15,13 +17,14 @@ further runs: the DNS failure is the finding.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import chain, zip_longest
 
 import httpx
 
-from probe.model import DNSObservation, Failure, Observation, Target, TargetKind
-from probe.net import dns, http, tcp, tls
+from probe.model import VPN_KINDS, DNSObservation, Failure, Observation, Target, TargetKind
+from probe.net import dns, http, tcp, tls, vpn
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer, is_ip_literal, url_host
 from probe.net.errors import CheckError
@@ -42,6 +45,8 @@ class CheckSettings:
     # Seconds of body a throughput target reads at most: enough for a
     # rate, short enough that a throttled path does not hold up the run.
     download_time: float = 3.0
+    # A VPN handshake with one address, resends included (probe.net.vpn).
+    handshake_timeout: float = 8.0
     max_addresses: int = 4
 
     def timeouts(self) -> dict[str, float]:
@@ -53,17 +58,20 @@ class CheckSettings:
             "tls": self.tls_timeout,
             "http": self.http_timeout,
             "download": self.download_time,
+            "handshake": self.handshake_timeout,
         }
 
 
 class Measurer:
     def __init__(
-        self, settings: CheckSettings, dialer: Dialer, clock: Clock, trust: TrustStore
+        self, settings: CheckSettings, dialer: Dialer, clock: Clock, trust: TrustStore,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         self._settings = settings
         self._dialer = dialer
         self._clock = clock
         self._trust = trust
+        self._keys = keys or {}  # the test list's VPN keys, by name
 
     async def measure(self, target: Target) -> tuple[Observation, ...]:
         """Run the target's checks; network trouble becomes observations."""
@@ -72,6 +80,8 @@ class Measurer:
             out.append(await self._lookup(target.host, target.rtype))
         elif target.kind in (TargetKind.HTTP, TargetKind.HTTPS):
             await self._http(target, out)
+        elif target.kind in VPN_KINDS:
+            await self._handshakes(target, out)
         else:
             await self._connect(target, out)
         return tuple(out)
@@ -90,6 +100,14 @@ class Measurer:
                     address, port, target.sni or target.host, target.alpn,
                     self._dialer, self._clock, s.tls_timeout, self._trust,
                 ))
+
+    async def _handshakes(self, target: Target, out: list[Observation]) -> None:
+        assert target.port is not None  # the loader gives every VPN target its port
+        for address in await self._addresses(target.host, out):
+            out.extend(await vpn.handshake(
+                target, address, target.port, self._keys, self._dialer, self._clock,
+                self._settings.handshake_timeout,
+            ))
 
     async def _http(self, target: Target, out: list[Observation]) -> None:
         url = target.url or f"{target.kind}://{url_host(target.host)}/"

@@ -1,7 +1,9 @@
 """Sans-I/O codecs: bytes in, frozen dataclasses out.
 
-Nothing here opens a socket, reads a clock or imports anything outside the
-standard library (modelled on h11). Every parser raises only
+Nothing here opens a socket or reads a clock (modelled on h11), and only
+the standard library is imported, with one exception: the VPN codecs
+(``openvpn``, ``wireguard``) use ``cryptography`` for what hashlib and hmac
+lack (X25519, ChaCha20-Poly1305, AES-CTR). Every parser raises only
 :class:`WireError` on hostile or malformed bytes, which the Hypothesis tests
 in ``tests/wire/`` check.
 """
