@@ -101,6 +101,16 @@ class _Stream(Conversation):
         raise NotImplementedError
 
 
+# What a server may send at the start of a session. OpenVPN has no magic
+# number: any byte with a known opcode "parses", so data packets and
+# client resets from the server's side are taken for what they are, not
+# OpenVPN speaking to us.
+_OPENVPN_SERVER_OPCODES = frozenset({
+    openvpn.P_CONTROL_HARD_RESET_SERVER_V1, openvpn.P_CONTROL_HARD_RESET_SERVER_V2,
+    openvpn.P_CONTROL_SOFT_RESET_V1, openvpn.P_CONTROL_V1, openvpn.P_ACK_V1,
+})
+
+
 class _OpenVPN:
     """The hard reset and the server's reset that names our session."""
 
@@ -115,6 +125,8 @@ class _OpenVPN:
         )
 
     def name_reply(self, data: bytes) -> tuple[str, bool]:
+        if openvpn.parse_header(data).opcode not in _OPENVPN_SERVER_OPCODES:
+            raise WireError("not what an OpenVPN server sends first")
         packet = openvpn.parse_packet(data, self._wrap)
         return packet.name, openvpn.answers_reset(packet, self._session)
 
