@@ -17,7 +17,9 @@ from probe.lab.censor.config import (
     HostAction,
     HTTPHost,
     Loss,
+    OpenVPNFingerprint,
     Partial,
+    ProtocolDrop,
     Redirect,
     Selector,
     SNIReset,
@@ -53,12 +55,23 @@ censor:
       names: [mmg.whatsapp.net]
     - rate: 2mbps
   loss: {percent: 10}
-  udp_drop: {ports: [1194, 51820]}
+  udp_drop:
+    - {ports: [1194, 51820]}
+    - {except_ports: [53], addresses: [203.0.113.0/24]}
   redirect:
     - names: [web.whatsapp.com]
       ports: [443]
       to: [203.0.113.99, "2001:db8:5::99"]
       to_port: 8443
+  openvpn_fingerprint:
+    - {}
+    - names: [vpn.example.net]
+      ports: [1194, 443]
+      protocol: udp
+      probability: 0.5
+      residual: 120
+  gre_drop: true
+  esp_drop: {addresses: [203.0.113.50]}
 """
 
 
@@ -99,7 +112,10 @@ def test_the_full_example_parses_to_these_rules() -> None:
             Throttle(16_000_000),  # 2 megabytes a second, as tc reads "mbps"
         ),
         loss=(Loss(10),),
-        udp_drop=(UDPDrop(Selector(ports=(1194, 51820))),),
+        udp_drop=(
+            UDPDrop(Selector(ports=(1194, 51820))),
+            UDPDrop(Selector(addresses=("203.0.113.0/24",)), except_ports=(53,)),
+        ),
         redirect=(
             Redirect(
                 Selector(names=("web.whatsapp.com",), ports=(443,)),
@@ -107,6 +123,14 @@ def test_the_full_example_parses_to_these_rules() -> None:
                 8443,
             ),
         ),
+        openvpn_fingerprint=(
+            OpenVPNFingerprint(),  # every server and port, TCP and UDP
+            OpenVPNFingerprint(
+                Selector(names=("vpn.example.net",), ports=(1194, 443)), "udp", 0.5, 120.0
+            ),
+        ),
+        gre_drop=(ProtocolDrop(),),
+        esp_drop=(ProtocolDrop(Selector(addresses=("203.0.113.50",))),),
     )
     assert config.needs_daemon
 
@@ -121,6 +145,16 @@ def test_an_empty_section_is_a_censor_that_does_nothing() -> None:
     assert parse_censor(None, "x") == parse_censor({}, "x") == CensorConfig()
     assert not CensorConfig().needs_daemon
     assert not parse_censor({"blackhole": {"addresses": ["203.0.113.9"]}}, "x").needs_daemon
+    assert parse_censor({"openvpn_fingerprint": True}, "x").needs_daemon
+
+
+def test_true_is_one_rule_with_every_default_and_false_is_none() -> None:
+    config = parse_censor({"gre_drop": True, "esp_drop": False, "openvpn_fingerprint": True}, "x")
+    assert config == CensorConfig(gre_drop=(ProtocolDrop(),),
+                                  openvpn_fingerprint=(OpenVPNFingerprint(),))  # fmt: skip
+    assert to_data(config) == {"gre_drop": [{}], "openvpn_fingerprint": [{"protocol": "any",
+                               "probability": 1.0, "residual": 0.0}]}  # fmt: skip
+    assert parse_censor(to_data(config), "again") == config
 
 
 def test_to_data_goes_back_to_an_equal_config() -> None:
@@ -144,7 +178,8 @@ def test_to_data_goes_back_to_an_equal_config() -> None:
         (
             "censor:\n  dnsinject: []\n",
             "s.yaml:2:14: censor.dnsinject: unknown behaviour (known: seed, dns_inject, blackhole,"
-            " partial, sni_reset, http_host, throttle, loss, udp_drop, redirect)",
+            " partial, sni_reset, http_host, throttle, loss, udp_drop, redirect,"
+            " openvpn_fingerprint, gre_drop, esp_drop)",
         ),
         (
             "censor:\n  http_host: {hosts: [a.example], action: reset}\n",
@@ -157,6 +192,32 @@ def test_to_data_goes_back_to_an_equal_config() -> None:
         (
             "censor:\n  udp_drop: {addresses: [203.0.113.9]}\n",
             "s.yaml:2:13: censor.udp_drop[0].ports: is required",
+        ),
+        (
+            "censor:\n  udp_drop:\n    - ports: [1194]\n      except_ports: [53]\n",
+            "s.yaml:4:21: censor.udp_drop[0].except_ports: give ports or except_ports, not both",
+        ),
+        (
+            "censor:\n  openvpn_fingerprint:\n    - protocol: sctp\n",
+            "s.yaml:3:17: censor.openvpn_fingerprint[0].protocol: 'sctp' is not one of tcp, udp, any",
+        ),
+        (
+            "censor:\n  openvpn_fingerprint: {residual: 4000}\n",
+            (
+                "s.yaml:2:35: censor.openvpn_fingerprint[0].residual: 4000 is not a number of"
+                " seconds (0 to 3600)"
+            ),
+        ),
+        (
+            "censor:\n  gre_drop: {ports: [1723]}\n",
+            "s.yaml:2:21: censor.gre_drop[0].ports: unknown key (known: addresses, names)",
+        ),
+        (
+            "censor:\n  esp_drop: yes please\n",
+            (
+                "s.yaml:2:13: censor.esp_drop: must be a list of rules (or one rule as a mapping,"
+                " or true)"
+            ),
         ),
     ],
 )
@@ -171,16 +232,24 @@ def test_errors_name_the_file_position_and_key(text: str, expected: str) -> None
     [
         ([], "censor: must be a mapping of behaviours"),
         ({"seed": "x"}, "censor.seed: must be an integer"),
-        ({"loss": 5}, "censor.loss: must be a list of rules (or one rule as a mapping)"),
+        ({"loss": 5}, "censor.loss: must be a list of rules (or one rule as a mapping, or true)"),
         ({"loss": [{"percent": 0}]}, "censor.loss[0].percent: 0 is not an integer from 1 to 100"),
         (
             {"loss": {"percent": 5, "rate": 1}},
             "censor.loss[0].rate: unknown key (known: percent, addresses, names, ports)",
         ),  # fmt: skip
         (
-            {"blackhole": {"ports": [80]}},
-            "censor.blackhole[0].addresses: a blackhole needs addresses or names",
+            {"blackhole": {"protocol": "udp"}},
+            "censor.blackhole[0].addresses: a blackhole needs addresses, names or ports",
         ),  # fmt: skip
+        (
+            {"openvpn_fingerprint": {"addresses": ["10.0.0.1"]}},
+            (
+                "censor.openvpn_fingerprint[0].addresses[0]: 10.0.0.1 is outside the lab's"
+                " ranges (198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32)"
+            ),
+        ),
+        ({"gre_drop": True, "udp_drop": True}, "censor.udp_drop[0].ports: is required"),
         (
             {"blackhole": {"addresses": ["203.0.113.1/16"]}},
             "censor.blackhole[0].addresses[0]: '203.0.113.1/16' is not an IP address or network",
@@ -225,9 +294,22 @@ def test_plain_data_errors_name_the_key(data: Any, expected: str) -> None:
     assert str(caught.value) == f"scenario.yaml: {expected}"
 
 
+def test_a_key_with_a_line_break_stays_on_one_line() -> None:
+    with pytest.raises(CensorConfigError, match=r"^x: censor\.'\\n': unknown behaviour"):
+        parse_censor({"\n": None}, "x")
+
+
 def test_forged_answers_may_lie_outside_the_lab_but_rules_may_not() -> None:
     config = parse_censor({"dns_inject": {"names": ["a.b"], "answers": ["10.10.34.35"]}}, "x")
     assert config.dns_inject[0].answers == (("10.10.34.35",),)
+
+
+def test_a_blackhole_of_ports_alone_and_udp_but_some_ports() -> None:
+    config = parse_censor(
+        {"blackhole": {"ports": [1723], "protocol": "tcp"}, "udp_drop": {"except_ports": [53]}}, "x"
+    )
+    assert config.blackhole == (Blackhole(Selector(ports=(1723,)), "tcp"),)
+    assert config.udp_drop == (UDPDrop(Selector(), except_ports=(53,)),)
 
 
 def test_rates_in_tc_units() -> None:
@@ -249,7 +331,9 @@ def test_name_patterns() -> None:
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(
         st.sampled_from(["seed", "sni_reset", "sni", "ports", "blackhole", "addresses",
-                         "names", "rate", "throttle", "answers", "dns_inject", "to", "redirect"])
+                         "names", "rate", "throttle", "answers", "dns_inject", "to", "redirect",
+                         "openvpn_fingerprint", "protocol", "residual", "gre_drop", "udp_drop",
+                         "except_ports"])
         | st.text(max_size=8),
         children,
         max_size=4,

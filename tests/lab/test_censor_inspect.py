@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import ssl
 import struct
 from collections.abc import Iterator
 from typing import Any
 
 import dns.message
 import dns.rdatatype
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_censor_fingerprint import FIRST, client_hello
 
 from probe.lab.censor.config import BLOCKPAGE_TITLE, parse_censor
 from probe.lab.censor.inspect import Inspector, Note, Residual, Send
@@ -21,6 +21,7 @@ from probe.lab.censor.packets import (
     PSH,
     RST,
     SYN,
+    UDP,
     PacketError,
     TCPSegment,
     build_tcp,
@@ -29,18 +30,10 @@ from probe.lab.censor.packets import (
     parse_tcp,
     parse_udp,
 )
+from probe.wire.pptp import start_control_connection_request
 
 CLIENT, SERVER = "198.51.100.2", "203.0.113.10"
 CLIENT6, SERVER6 = "2001:db8:c::2", "2001:db8:5::10"
-
-
-def client_hello(name: str) -> bytes:
-    """The first flight of Python's own TLS client for ``name``."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname=name)
-    with contextlib.suppress(ssl.SSLWantReadError):  # it waits for the ServerHello
-        tls.do_handshake()
-    return outgoing.read()
 
 
 def segment(payload: bytes, *, seq: int = 1000, sport: int = 40000, dport: int = 443,
@@ -226,6 +219,122 @@ def test_dns_injection_ignores_other_names_types_and_responses() -> None:
     assert censor.feed(build_udp(CLIENT, "203.0.113.53", 33333, 53, response), 1.0) == []
 
 
+# --------------------------------------------------------------- OpenVPN
+
+
+def datagram(payload: bytes, *, dport: int = 1194, sport: int = 50000, src: str = CLIENT,
+             dst: str = SERVER) -> bytes:  # fmt: skip
+    return build_udp(src, dst, sport, dport, payload)
+
+
+def relayed(actions: list[Any]) -> list[bytes]:
+    """The UDP payloads the inspector passes on in the client's name."""
+    out = []
+    for action in actions:
+        if isinstance(action, Send):
+            packet = parse_ip(action.packet)
+            assert action.relay and _checksum_ok(action.packet)  # rebuilt, not copied
+            out.append(parse_udp(packet).payload)
+    return out
+
+
+OPENVPN = {"openvpn_fingerprint": {"residual": 60}}
+
+
+@pytest.mark.parametrize("name", [n for n in FIRST if n.startswith("openvpn udp")])
+def test_an_openvpn_reset_over_udp_is_dropped_and_penalised(name: str) -> None:
+    censor = inspector(OPENVPN)
+    actions = censor.feed(datagram(FIRST[name]), 1.0)
+    assert not relayed(actions)
+    assert actions[0] == Residual(4, CLIENT, SERVER, 1194, 60.0, UDP)
+    (note,) = notes(actions)
+    assert note.startswith("openvpn_fingerprint: 198.51.100.2:50000 -> 203.0.113.10:1194 udp ")
+    assert note.endswith(": drop")
+    # The 3-tuple stays closed to what nftables hands over, resets or not, until it expires.
+    wireguard = FIRST["wireguard initiation"]
+    probe = datagram(b"\x38" + wireguard[1:], sport=50001)
+    assert censor.feed(probe, 30.0) == []
+    assert relayed(censor.feed(probe, 61.5)) == [b"\x38" + wireguard[1:]]
+
+
+def test_other_udp_on_the_same_port_passes_and_only_what_nftables_withheld_is_relayed() -> None:
+    censor = inspector(OPENVPN)
+    # Not a reset's first byte: nftables let it through, nothing to do.
+    assert censor.feed(datagram(FIRST["wireguard initiation"]), 1.0) == []
+    assert censor.feed(datagram(FIRST["l2tp sccrq"], dport=1701), 1.0) == []
+    # A reset's first byte but not a reset (an IKE SPI, a DNS id): relayed once, intact.
+    ike = b"\x50" + FIRST["ikev2 ike_sa_init"][1:]
+    query = dns.message.make_query("vpn.example.net", "A")
+    query.id = 0x3801
+    for payload, port in ((ike, 500), (query.to_wire(), 53)):
+        actions = censor.feed(datagram(payload, dport=port, src=CLIENT6, dst=SERVER6), 1.0)
+        assert relayed(actions) == [payload] and notes(actions) == []
+    assert censor.residual == {}
+
+
+def test_dns_injection_and_the_fingerprint_on_one_query() -> None:
+    censor = inspector({**OPENVPN, "dns_inject": {"names": ["vpn.example.net"],
+                                                  "answers": ["198.51.100.66"]}})  # fmt: skip
+    query = dns.message.make_query("vpn.example.net", "A")
+    query.id = 0x3802
+    actions = censor.feed(datagram(query.to_wire(), dport=53), 1.0)
+    forged, relay = [a for a in actions if isinstance(a, Send)]
+    assert not forged.relay and parse_ip(forged.packet).src == SERVER  # the resolver's answer
+    assert relay.relay and parse_udp(parse_ip(relay.packet)).payload == query.to_wire()
+
+
+def test_an_openvpn_reset_over_tcp_on_any_port_is_reset_both_ways() -> None:
+    censor = inspector({"openvpn_fingerprint": {"protocol": "tcp"}})
+    stream = FIRST["openvpn tcp tls-auth"]
+    assert censor.feed(segment(stream[:20], dport=443), 1.0) == []  # held: 44 bytes announced
+    actions = censor.feed(segment(stream[20:], seq=1020, dport=443), 1.0)
+    assert [(src, s.flags) for src, _, s in sent(actions)] == [(SERVER, RST | ACK),
+                                                              (CLIENT, RST | ACK)]  # fmt: skip
+    assert notes(actions) == [
+        (
+            "openvpn_fingerprint: 198.51.100.2:40000 -> 203.0.113.10:443 tcp"
+            " P_CONTROL_HARD_RESET_CLIENT_V2 (tls-auth): rst"
+        )
+    ]
+    # UDP is not this rule's business: nothing withheld, nothing relayed.
+    assert censor.feed(datagram(FIRST["openvpn udp"]), 1.0) == []
+
+
+def test_other_tcp_streams_on_a_watched_port_pass_at_once() -> None:
+    censor = inspector({"openvpn_fingerprint": {"ports": [1194, 443]}})
+    query = dns.message.make_query("vpn.example.net", "A")
+    query.id = 0x3803
+    dns_over_tcp = struct.pack("!H", len(query.to_wire())) + query.to_wire()
+    firsts = [client_hello("vpn.example.net"), request("vpn.example.net"),
+              start_control_connection_request(hostname="client"),
+              dns_over_tcp, b"\x00\x0e\x38"]  # fmt: skip
+    for sport, payload in enumerate(firsts[:-1], start=1):
+        actions = censor.feed(segment(payload, sport=sport, dport=1194), 1.0)
+        assert [s.payload for _, _, s in sent(actions)] == [payload]
+        assert all(isinstance(a, Send) and a.relay for a in actions)
+    # Three bytes that may open a 14-byte reset: held for the rest.
+    assert censor.feed(segment(firsts[-1], sport=9, dport=443), 1.0) == []
+    assert censor.feed(segment(FIRST["openvpn tcp"], dport=5222), 1.0) == []  # not watched
+
+
+def test_openvpn_rules_apply_to_their_addresses_protocol_and_probability() -> None:
+    censor = inspector({"openvpn_fingerprint": [
+        {"addresses": ["203.0.113.0/28"], "protocol": "udp", "probability": 0.5}]},
+        iter([0.7, 0.2]))  # fmt: skip
+    reset = FIRST["openvpn udp tls-crypt"]
+    assert censor.feed(datagram(reset, dst="203.0.113.99"), 1.0) == []  # not watched
+    spared = censor.feed(datagram(reset), 1.0)
+    assert relayed(spared) == [reset] and notes(spared)[0].endswith("let through (probability)")
+    dropped = censor.feed(datagram(reset, sport=2), 1.0)
+    assert relayed(dropped) == [] and notes(dropped)[0].endswith(": drop")
+    assert not any(isinstance(a, Residual) for a in dropped)  # no residual asked for
+
+
+def test_the_inspector_wants_addresses_not_names() -> None:
+    with pytest.raises(ValueError, match="resolve names first"):
+        inspector({"openvpn_fingerprint": {"names": ["vpn.example.net"]}})
+
+
 # ------------------------------------------------------- packets, hostile input
 
 
@@ -271,11 +380,12 @@ EVERYTHING = {
     "dns_inject": {"names": ["*.example"], "answers": ["198.51.100.66"]},
     "sni_reset": {"sni": ["*.example"], "ports": [443, 80], "residual": 5},
     "http_host": {"hosts": ["*.example"], "action": "blockpage", "ports": [80, 443]},
+    "openvpn_fingerprint": {"residual": 5},
 }
 
 
-@given(st.lists(st.binary(max_size=300), max_size=6), st.sampled_from([443, 80, 53]),
-       st.booleans())  # fmt: skip
+@given(st.lists(st.binary(max_size=300) | st.sampled_from(list(FIRST.values())), max_size=6),
+       st.sampled_from([443, 80, 53, 1194]), st.booleans())  # fmt: skip
 def test_the_inspector_survives_any_payload(pieces: list[bytes], port: int, udp: bool) -> None:
     censor = inspector(EVERYTHING)
     seq = 1000

@@ -157,6 +157,18 @@ def _client(op: str, *args: str) -> dict[str, Any]:
             except TimeoutError:
                 pass
         return {"received": len(received)}
+    if op == "datagram":  # one datagram of these bytes (hex); how many echoes of it came back
+        host, port, payload = args[0], int(args[1]), bytes.fromhex(args[2])
+        with socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.3)
+            sock.sendto(payload, (host, port))
+            echoes = 0
+            try:
+                while True:
+                    echoes += sock.recv(2048) == payload
+            except TimeoutError:
+                pass
+        return {"received": echoes}
     host, port, timeout = args[0], int(args[1]), float(args[2])
     started = time.monotonic()
     with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -166,8 +178,8 @@ def _client(op: str, *args: str) -> dict[str, Any]:
             context.verify_mode = ssl.CERT_NONE
             with context.wrap_socket(sock, server_hostname=args[3]) as wrapped:
                 return {"data": _read_all(wrapped).decode()}
-        if op == "upload":
-            data = random.randbytes(int(args[3]))
+        if op in ("upload", "send"):  # send: these bytes (hex)
+            data = random.randbytes(int(args[3])) if op == "upload" else bytes.fromhex(args[3])
             sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
             digest, at = _read_all(sock).decode().split()
@@ -223,6 +235,7 @@ if __name__ == "__main__":
 # The tests (pytest imports only from here on)
 
 import pytest
+from test_censor_fingerprint import FIRST, client_hello
 
 from probe.lab import topology
 from probe.lab.censor import BLOCKPAGE_TITLE, apply_censor, parse_censor
@@ -453,6 +466,57 @@ def test_redirect_also_applies_to_what_the_inspector_resends(lab: Censored) -> N
         for address, target in zip(BLOCKED, OPEN, strict=True):
             result = lab.run("upload", address, str(SINK_PORT), "5", "100000")
             assert result == {"intact": True, "at": target}
+
+
+# ---------------------------------------------------------------- OpenVPN
+
+
+def test_openvpn_fingerprint_resets_tcp_drops_udp_and_spares_other_traffic(lab: Censored) -> None:
+    censor = {"openvpn_fingerprint": {"residual": 60}, "udp_drop": {"ports": [UDP_PORTS[1]]}}
+    # A datagram that nftables hands to the inspector (a reset's first byte)
+    # but that is no reset: a DNS query whose id starts with 0x38.
+    not_reset = bytes.fromhex("38aa010000010000000000000376706e076578616d706c650000010001")
+    hello = client_hello("open.test")
+    with lab.censor(censor) as handle:
+        # TCP: every port is watched; only OpenVPN's reset is reset.
+        tls = lab.run("send", OPEN[0], str(SINK_PORT), "2", hello.hex())
+        openvpn_tcp = lab.run("send", OPEN[0], str(SINK_PORT), "2", FIRST["openvpn tcp"].hex())
+        # UDP: the same port carries other traffic, each datagram exactly once;
+        # udp_drop still holds for what the inspector relays.
+        wireguard = lab.run("datagram", BLOCKED[0], str(UDP_PORTS[0]),
+                            FIRST["wireguard initiation"].hex())  # fmt: skip
+        relayed = lab.run("datagram", BLOCKED[1], str(UDP_PORTS[0]), not_reset.hex())
+        kept_dropped = lab.run("datagram", BLOCKED[0], str(UDP_PORTS[1]), not_reset.hex())
+        names = ("openvpn udp tls-auth", "openvpn udp tls-crypt-v2")
+        resets = [
+            lab.run("datagram", address, str(UDP_PORTS[0]), FIRST[name].hex())
+            for name, address in zip(names, BLOCKED, strict=True)
+        ]
+        # The penalty: BLOCKED's port is closed to the client for 60 s, OPEN's is not.
+        penalised = lab.run("datagram", BLOCKED[0], str(UDP_PORTS[0]), not_reset.hex())
+        other_server = lab.run("datagram", OPEN[0], str(UDP_PORTS[0]), not_reset.hex())
+        log = handle.log.read_text()
+    assert tls == {"intact": True, "at": OPEN[0]}  # every byte through the inspector
+    assert openvpn_tcp == {"error": "ConnectionResetError"}
+    assert [wireguard, relayed, kept_dropped] == [{"received": 1}, {"received": 1},
+                                                  {"received": 0}]  # fmt: skip
+    assert resets == [{"received": 0}] * 2
+    assert [penalised, other_server] == [{"received": 0}, {"received": 1}]
+    assert "-> 203.0.113.10:5000 udp P_CONTROL_HARD_RESET_CLIENT_V2 (tls-auth): drop" in log
+    assert "-> [2001:db8:5::10]:5000 udp P_CONTROL_HARD_RESET_CLIENT_V3 (tls-crypt-v2): drop" in log
+    assert "203.0.113.11:9001 tcp P_CONTROL_HARD_RESET_CLIENT_V2 (none): rst" in log
+    assert "Traceback" not in log
+
+
+def test_gre_drop_and_a_port_blackhole(lab: Censored) -> None:
+    with lab.censor({"gre_drop": True, "blackhole": {"ports": [PLAIN_PORT], "protocol": "tcp"}}):
+        rules = topology.run_in(lab.net.censor_ns, ["nft", "list", "chain", "inet", "plab_censor",
+                                "drops"], capture_output=True, text=True).stdout  # fmt: skip
+        blocked = lab.run("tcp", OPEN[0], str(PLAIN_PORT), "0.5")
+        other = lab.run("tcp", OPEN[0], str(ALT_PORT), "2")
+    assert "meta l4proto gre drop" in rules
+    assert blocked == {"error": "timeout"}
+    assert other["data"] == f"{OPEN[0]} {ALT_PORT}\n"
 
 
 def test_stop_removes_every_rule_and_the_daemon(lab: Censored) -> None:

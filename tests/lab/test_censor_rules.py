@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from probe.lab.censor.config import parse_censor
+from probe.lab.censor.config import OpenVPNFingerprint, Selector, parse_censor
 from probe.lab.censor.rules import (
     ZoneError,
     inspected_ports,
+    resolve_names,
     ruleset,
     tc_commands,
     tc_teardown,
@@ -26,6 +27,7 @@ class FakeZone:
             "mmg.whatsapp.net": ("203.0.113.30", "2001:db8:5::30"),
             "e1.whatsapp.net": ("203.0.113.40", "203.0.113.41", "2001:db8:5::40", "2001:db8:5::41"),
             "web.whatsapp.com": ("203.0.113.20", "2001:db8:5::20"),
+            "vpn.example.net": ("203.0.113.60", "2001:db8:5::60"),
         }
     )
 
@@ -40,42 +42,46 @@ def rules(censor: dict[str, Any]) -> list[str]:
 
 
 def chain(censor: dict[str, Any], name: str) -> list[str]:
+    """A chain's rules, without its hook line."""
     lines = rules(censor)
     start = lines.index(f"chain {name} {{")
     end = lines.index("}", start)
-    return lines[start + 2 : end]
+    return [line for line in lines[start + 1 : end] if not line.startswith("type ")]
 
 
 RESIDUAL = [
-    "ip saddr . ip daddr . tcp dport @residual4 drop",
-    "ip6 saddr . ip6 daddr . tcp dport @residual6 drop",
+    "ip saddr . ip daddr . meta l4proto . th dport @residual4 drop",
+    "ip6 saddr . ip6 daddr . meta l4proto . th dport @residual6 drop",
 ]
 
 
 def test_an_empty_censor_has_only_the_residual_sets() -> None:
-    assert chain({}, "forward") == RESIDUAL
-    assert "set residual4 { type ipv4_addr . ipv4_addr . inet_service; flags timeout; }" in rules(
-        {}
+    assert chain({}, "drops") == RESIDUAL
+    assert chain({}, "forward") == ["jump drops"]
+    assert (
+        "set residual4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags timeout; }"
+        in rules({})
     )
-    assert not any(line.startswith(("chain prerouting", "chain postrouting")) for line in rules({}))
+    hooks = ("chain prerouting", "chain postrouting", "chain output")
+    assert not any(line.startswith(hooks) for line in rules({}))
     assert tc_commands(parse_censor({}, "t")) == []
 
 
 def test_blackhole_resolves_names_and_splits_families() -> None:
     censor = {"blackhole": {"names": ["mmg.whatsapp.net"], "addresses": ["203.0.113.64/28"],
                             "ports": [443, 5222], "protocol": "tcp"}}  # fmt: skip
-    assert chain(censor, "forward")[2:] == [
+    assert chain(censor, "drops")[2:] == [
         "ip daddr { 203.0.113.64/28, 203.0.113.30 } tcp dport { 443, 5222 } drop",
         "ip6 daddr { 2001:db8:5::30 } tcp dport { 443, 5222 } drop",
     ]
     every = {"blackhole": {"addresses": ["203.0.113.9"], "ports": [53]}}
-    assert chain(every, "forward")[2:] == [
+    assert chain(every, "drops")[2:] == [
         "ip daddr { 203.0.113.9 } meta l4proto { tcp, udp } th dport { 53 } drop"
     ]
 
 
 def test_partial_drops_the_first_addresses_of_each_family() -> None:
-    assert chain({"partial": {"names": ["e1.whatsapp.net"], "drop": 1}}, "forward")[2:] == [
+    assert chain({"partial": {"names": ["e1.whatsapp.net"], "drop": 1}}, "drops")[2:] == [
         "ip daddr { 203.0.113.40 } drop",
         "ip6 daddr { 2001:db8:5::40 } drop",
     ]
@@ -84,7 +90,7 @@ def test_partial_drops_the_first_addresses_of_each_family() -> None:
 def test_udp_drop_and_loss() -> None:
     censor = {"udp_drop": {"ports": [1194]}, "loss": [{"percent": 5},
               {"percent": 20, "addresses": ["203.0.113.7"]}]}  # fmt: skip
-    assert chain(censor, "forward")[2:] == [
+    assert chain(censor, "drops")[2:] == [
         "udp dport { 1194 } drop",
         "numgen random mod 100 < 5 drop",
         "ip daddr { 203.0.113.7 } numgen random mod 100 < 20 drop",
@@ -95,7 +101,7 @@ def test_udp_drop_and_loss() -> None:
 def test_triggers_hand_payload_on_their_ports_to_the_inspector() -> None:
     censor = {"sni_reset": {"sni": ["a.example"]}, "http_host": {"hosts": ["b.example"]}}
     assert inspected_ports(parse_censor(censor, "t")) == (80, 443)
-    handoff = chain(censor, "forward")[2:]
+    handoff = chain(censor, "forward")[1:]
     assert len(handoff) == 2 * 11  # every TCP data offset, both families
     assert handoff[0] == (
         'iifname "cl0" ip hdrlength 5 tcp dport { 80, 443 } tcp doff 5 meta length > 40 drop'
@@ -104,7 +110,71 @@ def test_triggers_hand_payload_on_their_ports_to_the_inspector() -> None:
         'iifname "cl0" ip6 nexthdr tcp tcp dport { 80, 443 } tcp doff 15 meta length > 100 drop'
     )
     # DNS injection races rather than stops: nothing is handed off for it.
-    assert chain({"dns_inject": {"names": ["a.b"], "answers": ["1.2.3.4"]}}, "forward") == RESIDUAL
+    injector = {"dns_inject": {"names": ["a.b"], "answers": ["1.2.3.4"]}}
+    assert chain(injector, "forward") == ["jump drops"]
+    # What the inspector relays meets the same drops on its way out.
+    assert chain(injector, "output") == ["meta mark 0x706c jump drops"]
+
+
+def test_udp_drop_of_every_port_but_some() -> None:
+    censor = {"udp_drop": [{"except_ports": [53]},
+                           {"except_ports": [53, 123], "names": ["web.whatsapp.com"]}]}  # fmt: skip
+    assert chain(censor, "drops")[2:] == [
+        "udp dport != { 53 } drop",
+        "ip daddr { 203.0.113.20 } udp dport != { 53, 123 } drop",
+        "ip6 daddr { 2001:db8:5::20 } udp dport != { 53, 123 } drop",
+    ]
+
+
+def test_a_blackhole_of_a_port_alone() -> None:
+    censor = {"blackhole": {"ports": [1723], "protocol": "tcp"}}
+    assert chain(censor, "drops")[2:] == ["tcp dport { 1723 } drop"]
+
+
+def test_gre_and_esp_drops_both_ways() -> None:
+    censor = {"gre_drop": True, "esp_drop": {"names": ["vpn.example.net"]}}
+    assert chain(censor, "drops")[2:] == [
+        "meta l4proto 47 drop",
+        "ip daddr { 203.0.113.60 } meta l4proto 50 drop",
+        "ip6 daddr { 2001:db8:5::60 } meta l4proto 50 drop",
+        "ip saddr { 203.0.113.60 } meta l4proto 50 drop",
+        "ip6 saddr { 2001:db8:5::60 } meta l4proto 50 drop",
+    ]
+    assert "chain output {" not in rules(censor)  # no inspector, nothing relayed
+
+
+def test_openvpn_fingerprint_hands_tcp_payload_and_reset_like_udp_to_the_inspector() -> None:
+    every = {"openvpn_fingerprint": True}
+    assert inspected_ports(parse_censor(every, "t")) is None  # every TCP port
+    forward = chain(every, "forward")
+    assert forward[1] == 'iifname "cl0" ip hdrlength 5 tcp doff 5 meta length > 40 drop'
+    # UDP: only datagrams whose first byte is a client reset's (opcode 7 or 10, key id 0).
+    assert forward[-1] == 'iifname "cl0" meta l4proto udp @th,64,8 { 0x38, 0x50 } drop'
+    assert len(forward) == 1 + 22 + 1
+    assert chain(every, "output") == ["meta mark 0x706c jump drops"]
+
+    some = {"openvpn_fingerprint": {"names": ["vpn.example.net"], "ports": [1194],
+                                    "protocol": "udp"},
+            "sni_reset": {"sni": ["a.example"]}}  # fmt: skip
+    assert inspected_ports(parse_censor(some, "t")) == (443,)  # UDP only: no TCP hand-off
+    assert chain(some, "forward")[-2:] == [
+        'iifname "cl0" ip daddr { 203.0.113.60 } udp dport { 1194 } @th,64,8 { 0x38, 0x50 } drop',
+        (
+            'iifname "cl0" ip6 daddr { 2001:db8:5::60 } udp dport { 1194 } @th,64,8 { 0x38, 0x50 }'
+            " drop"
+        ),
+    ]
+    tcp = {"openvpn_fingerprint": {"ports": [1194, 443], "protocol": "tcp"}}
+    assert inspected_ports(parse_censor(tcp, "t")) == (443, 1194)
+    assert not any("@th" in line for line in chain(tcp, "forward"))
+
+
+def test_the_inspector_gets_addresses_instead_of_names() -> None:
+    config = parse_censor({"openvpn_fingerprint": {"names": ["vpn.example.net"],
+                                                   "addresses": ["203.0.113.61"]}}, "t")  # fmt: skip
+    assert resolve_names(config, ZONE).openvpn_fingerprint == (
+        OpenVPNFingerprint(Selector(("203.0.113.61", "203.0.113.60", "2001:db8:5::60"))),
+    )
 
 
 def test_redirect_in_prerouting() -> None:
@@ -154,15 +224,21 @@ def test_nft_accepts_every_behaviour_at_once() -> None:
     censor = {
         "dns_inject": {"names": ["*.facebook.com"], "answers": ["198.51.100.66"]},
         "blackhole": [{"names": ["mmg.whatsapp.net"], "addresses": ["203.0.113.64/28"]},
-                      {"addresses": ["203.0.113.99"], "ports": [80], "protocol": "udp"}],
+                      {"addresses": ["203.0.113.99"], "ports": [80], "protocol": "udp"},
+                      {"ports": [1723], "protocol": "tcp"}],
         "partial": {"names": ["e1.whatsapp.net"], "drop": 1, "ports": [5222]},
         "sni_reset": {"sni": ["mmg.whatsapp.net"], "residual": 5},
         "http_host": {"hosts": ["www.facebook.com"], "ports": [80, 8080]},
         "throttle": [{"rate": "256kbit", "names": ["mmg.whatsapp.net"], "ports": [443]}],
         "loss": {"percent": 10, "names": ["web.whatsapp.com"]},
-        "udp_drop": {"ports": [1194, 51820], "addresses": ["2001:db8:5::30"]},
+        "udp_drop": [{"ports": [1194, 51820], "addresses": ["2001:db8:5::30"]},
+                     {"except_ports": [53], "names": ["mmg.whatsapp.net"]}],
         "redirect": {"names": ["web.whatsapp.com"], "ports": [443],
                      "to": ["203.0.113.99", "2001:db8:5::99"]},
+        "openvpn_fingerprint": [{"names": ["vpn.example.net"], "ports": [1194], "residual": 9},
+                                {"protocol": "udp"}],
+        "gre_drop": {"addresses": ["203.0.113.64/28", "2001:db8:5::/64"]},
+        "esp_drop": True,
     }  # fmt: skip
     text = ruleset(parse_censor(censor, "t"), ZONE)
     # -c: parse and check against the kernel without committing, in a

@@ -17,6 +17,7 @@ from probe.lab.censor.rules import (
     CLIENT_IF,
     TABLE,
     ZoneError,
+    resolve_names,
     ruleset,
     tc_commands,
     tc_teardown,
@@ -89,7 +90,7 @@ def apply_censor(net: LabNet, config: CensorConfig, workdir: Path | None = None)
     handle = CensorHandle(net, config, workdir, workdir / "censor.log")
     try:
         if config.needs_daemon:
-            handle.daemon = _start_daemon(net, config, workdir, handle.log)
+            handle.daemon = _start_daemon(net, resolve_names(config, net), workdir, handle.log)
         _run(net, ["nft", "-f", "-"], rules)
         for argv in tc_commands(config):
             _run(net, argv)

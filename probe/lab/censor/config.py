@@ -1,7 +1,8 @@
 """The ``censor:`` section of a lab scenario: schema, parser, and its way back to plain data.
 
 Schema (every behaviour takes a list of rules; a single mapping stands for
-a list of one; every key not marked required is optional)::
+a list of one, ``true`` for one rule with every default, ``false`` for
+none; every key not marked required is optional)::
 
     censor:
       seed: 7                       # fixes the dice of every `probability` (default: random)
@@ -19,6 +20,7 @@ a list of one; every key not marked required is optional)::
           names: [mmg.whatsapp.net] # lab names, resolved through the lab's zone
           ports: [443]              # default: every port
           protocol: tcp             # tcp | udp | any (default any)
+                                    # addresses, names or ports: at least one
 
       partial:                      # some addresses of a name dropped, the others not
         - names: [e1.whatsapp.net]  # required
@@ -54,8 +56,22 @@ a list of one; every key not marked required is optional)::
           ports: [...]
 
       udp_drop:                     # drop UDP towards these ports
-        - ports: [1194, 51820]      # required
+        - ports: [1194, 51820]      # ports or except_ports: one of them, required
+          except_ports: [53]        # every port but these
           addresses: [...]
+          names: [...]
+
+      openvpn_fingerprint:          # an OpenVPN client's first packet, by opcode and shape:
+        - ports: [1194, 443]        #   TCP reset both ways, UDP dropped (default: every port)
+          addresses: [...]          # only towards these servers (default: any)
+          names: [...]
+          protocol: any             # tcp | udp | any (default any)
+          probability: 1.0
+          residual: 0               # then drop (client, server, protocol, port) for N s
+
+      gre_drop: true                # drop IP protocol 47 (PPTP's data), both ways
+      esp_drop:                     # drop IP protocol 50 (IPsec ESP), both ways
+        - addresses: [...]          # only to and from these (default: all)
           names: [...]
 
       redirect:                     # DNAT: e.g. towards an interception server
@@ -94,7 +110,9 @@ __all__ = [
     "HTTPHost",
     "HostAction",
     "Loss",
+    "OpenVPNFingerprint",
     "Partial",
+    "ProtocolDrop",
     "Redirect",
     "SNIReset",
     "Selector",
@@ -192,7 +210,23 @@ class Loss:
 
 @dataclass(frozen=True, slots=True)
 class UDPDrop:
-    selector: Selector  # ports always set
+    selector: Selector  # ports set, or else except_ports
+    except_ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OpenVPNFingerprint:
+    selector: Selector = Selector()  # the servers and ports watched (empty: all)
+    protocol: str = "any"  # tcp | udp | any
+    probability: float = 1.0
+    residual: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolDrop:
+    """An IP protocol (GRE, ESP) dropped both ways; ports mean nothing to it."""
+
+    selector: Selector = Selector()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,12 +247,15 @@ class CensorConfig:
     loss: tuple[Loss, ...] = ()
     udp_drop: tuple[UDPDrop, ...] = ()
     redirect: tuple[Redirect, ...] = ()
+    openvpn_fingerprint: tuple[OpenVPNFingerprint, ...] = ()
+    gre_drop: tuple[ProtocolDrop, ...] = ()
+    esp_drop: tuple[ProtocolDrop, ...] = ()
     seed: int | None = None
 
     @property
     def needs_daemon(self) -> bool:
         """Whether a userspace inspector must watch the traffic (residual rides on triggers)."""
-        return bool(self.dns_inject or self.sni_reset or self.http_host)
+        return bool(self.dns_inject or self.sni_reset or self.http_host or self.openvpn_fingerprint)
 
 
 def name_matches(name: str, patterns: Sequence[str]) -> bool:
@@ -252,8 +289,16 @@ class _Context:
                 line, column = self.marks[path[:end]]
                 spot = f"{self.where}:{line}:{column}"
                 break
-        key = "censor" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        key = "censor" + "".join(_key_part(p) for p in path)
         return CensorConfigError(f"{spot}: {key}: {' '.join(message.split())}")
+
+
+def _key_part(part: str | int) -> str:
+    if isinstance(part, int):
+        return f"[{part}]"
+    return (
+        f".{part}" if part.isprintable() else f".{part!r}"
+    )  # a key with a newline stays on one line
 
 
 def parse_censor(data: Mapping[str, Any] | Node | None, where: str) -> CensorConfig:
@@ -311,13 +356,15 @@ def _marks(node: Node, path: Path) -> dict[Path, tuple[int, int]]:
 
 
 def _entries(ctx: _Context, key: str, value: Any) -> list[Any]:
-    if value is None:
+    if value is None or value is False:
         return []
+    if value is True:
+        return [{}]
     if isinstance(value, Mapping):
         return [value]
     if isinstance(value, list):
         return value
-    raise ctx.error((key,), "must be a list of rules (or one rule as a mapping)")
+    raise ctx.error((key,), "must be a list of rules (or one rule as a mapping, or true)")
 
 
 class _Rule:
@@ -474,8 +521,8 @@ def _dns_inject(rule: _Rule) -> DNSInject:
 
 def _blackhole(rule: _Rule) -> Blackhole:
     selector = rule.selector()
-    if not (selector.addresses or selector.names):
-        raise rule.fail("addresses", "a blackhole needs addresses or names")
+    if selector == Selector():  # a slip of the pen would cut the lab off
+        raise rule.fail("addresses", "a blackhole needs addresses, names or ports")
     return Blackhole(selector, rule.get("protocol", rule.choice(("tcp", "udp", "any")), "any"))
 
 
@@ -518,8 +565,25 @@ def _loss(rule: _Rule) -> Loss:
 
 
 def _udp_drop(rule: _Rule) -> UDPDrop:
-    rule.require("ports", rule.ports)
-    return UDPDrop(rule.selector())
+    except_ports: tuple[int, ...] = rule.get("except_ports", rule.ports, ())
+    if except_ports and rule.data.get("ports") is not None:
+        raise rule.fail("except_ports", "give ports or except_ports, not both")
+    if not except_ports:
+        rule.require("ports", rule.ports)
+    return UDPDrop(rule.selector(), except_ports)
+
+
+def _openvpn_fingerprint(rule: _Rule) -> OpenVPNFingerprint:
+    return OpenVPNFingerprint(
+        rule.selector(),
+        rule.get("protocol", rule.choice(("tcp", "udp", "any")), "any"),
+        rule.get("probability", rule.probability, 1.0),
+        rule.get("residual", rule.seconds, 0.0),
+    )
+
+
+def _protocol_drop(rule: _Rule) -> ProtocolDrop:
+    return ProtocolDrop(rule.selector(ports=False))
 
 
 def _redirect(rule: _Rule) -> Redirect:
@@ -546,8 +610,14 @@ _BEHAVIOURS: dict[str, tuple[Callable[[_Rule], Any], tuple[str, ...]]] = {
     ),
     "throttle": (_throttle, ("rate", "addresses", "names", "ports")),
     "loss": (_loss, ("percent", "addresses", "names", "ports")),
-    "udp_drop": (_udp_drop, ("ports", "addresses", "names")),
+    "udp_drop": (_udp_drop, ("ports", "except_ports", "addresses", "names")),
     "redirect": (_redirect, ("addresses", "names", "ports", "to", "to_port")),
+    "openvpn_fingerprint": (
+        _openvpn_fingerprint,
+        ("ports", "addresses", "names", "protocol", "probability", "residual"),
+    ),
+    "gre_drop": (_protocol_drop, ("addresses", "names")),
+    "esp_drop": (_protocol_drop, ("addresses", "names")),
 }
 
 

@@ -29,7 +29,7 @@ from types import FrameType
 
 from probe.lab.censor.config import CensorConfigError, parse_censor
 from probe.lab.censor.inspect import Action, Inspector, Note, Residual, Send
-from probe.lab.censor.rules import RESIDUAL_SETS, TABLE
+from probe.lab.censor.rules import RELAY_MARK, RESIDUAL_SETS, TABLE
 from probe.lab.servers.ready import announce_ready
 
 log = logging.getLogger("probe.lab.censor")
@@ -55,22 +55,36 @@ class _Sockets:
         # IPPROTO_RAW: we write whole IP headers (IP_HDRINCL is implied),
         # source addresses of other hosts included; they leave through the
         # OUTPUT path, so the forward chain's hand-off drop never sees them.
-        self.raw = {
-            4: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW),
-            6: socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW),
-        }
+        # Relayed client packets are marked: the output chain applies the
+        # censor's drops to them, not to the packets it forges.
+        self.raw = {4: _raw(socket.AF_INET), 6: _raw(socket.AF_INET6)}
+        self.relay = {4: _raw(socket.AF_INET, RELAY_MARK), 6: _raw(socket.AF_INET6, RELAY_MARK)}
 
     def frames(self) -> tuple[bytes, int]:
         frame, address = self.sniffer.recvfrom(_FRAME_MAX)
         return frame, address[2]
 
 
+def _raw(family: socket.AddressFamily, mark: int = 0) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    if mark:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+    return sock
+
+
 def carry_out(action: Action, sockets: _Sockets) -> None:
     if isinstance(action, Send):
-        sockets.raw[action.version].sendto(action.packet, (action.dst, 0))
+        raw = sockets.relay if action.relay else sockets.raw
+        try:
+            raw[action.version].sendto(action.packet, (action.dst, 0))
+        except PermissionError:
+            if not action.relay:
+                raise
+            # EPERM: the output chain dropped it, as forward would have.
+            log.info("relay: a packet to %s stays dropped by the censor's rules", action.dst)
     elif isinstance(action, Residual):
         element = (
-            f"{{ {action.client} . {action.server} . {action.port} "
+            f"{{ {action.client} . {action.server} . {action.protocol} . {action.port} "
             f"timeout {max(1, round(action.seconds * 1000))}ms }}"
         )
         argv = ["nft", "add", "element", "inet", TABLE, RESIDUAL_SETS[action.version], element]
@@ -78,8 +92,8 @@ def carry_out(action: Action, sockets: _Sockets) -> None:
         if done.returncode:
             log.error("residual: %s: %s", " ".join(argv), done.stderr.strip())
         else:
-            log.info("residual: %s -> %s port %d for %gs",
-                     action.client, action.server, action.port, action.seconds)  # fmt: skip
+            log.info("residual: %s -> %s protocol %d port %d for %gs", action.client,
+                     action.server, action.protocol, action.port, action.seconds)  # fmt: skip
     elif isinstance(action, Note):
         log.info("%s", action.text)
 

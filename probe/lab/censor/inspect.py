@@ -14,6 +14,12 @@ once, and then either re-sends everything it held and every later segment
 of the flow (allowed), or answers in the server's name and keeps the
 flow's segments for ever (blocked). Only the first request of a flow is
 read: a censor that looks at later ones is left for a scenario that needs it.
+
+UDP is held back per datagram: nftables drops the client's datagrams that
+may open an OpenVPN session (``rules._udp_handoff``), and the inspector
+re-sends each one that is not a client reset (or that the dice spare).
+Re-sent packets are :class:`Send` with ``relay`` set: the daemon marks
+them so that nftables' drop rules still apply to them.
 """
 
 from __future__ import annotations
@@ -32,17 +38,22 @@ from probe.lab.censor.config import (
     CensorConfig,
     HostAction,
     HTTPHost,
+    OpenVPNFingerprint,
     SNIReset,
     name_matches,
 )
+from probe.lab.censor.fingerprint import FIRST_BYTES, client_reset, tcp_client_reset
 from probe.lab.censor.forge import dns_answer, http_blockpage, tcp_resets
 from probe.lab.censor.packets import (
     SYN,
+    TCP,
     UDP,
     IPPacket,
     PacketError,
     TCPSegment,
+    UDPDatagram,
     build_tcp,
+    build_udp,
     max_tcp_payload,
     parse_ip,
     parse_tcp,
@@ -71,22 +82,28 @@ _SWEEP_EVERY = 10.0
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """An IP packet to write to the raw socket of its version (routed by ``dst``)."""
+    """An IP packet to write to the raw socket of its version (routed by ``dst``).
+
+    ``relay``: a client's packet passed on (nftables' drops apply to it),
+    not one the censor forged.
+    """
 
     version: int
     dst: str
     packet: bytes
+    relay: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Residual:
-    """Drop TCP from ``client`` to ``server``:``port`` for ``seconds`` (an nftables set element)."""
+    """Drop ``protocol`` from ``client`` to ``server``:``port`` for ``seconds`` (a set element)."""
 
     version: int
     client: str
     server: str
     port: int
     seconds: float
+    protocol: int = TCP
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +113,8 @@ class Note:
 
 Action = Send | Residual | Note
 FlowKey = tuple[str, int, str, int]  # client, client port, server, server port
-Trigger = SNIReset | HTTPHost
+Penalty = tuple[int, str, str, int]  # protocol, client, server, server port
+Trigger = SNIReset | HTTPHost | OpenVPNFingerprint
 
 
 class _ServerName:
@@ -133,13 +151,28 @@ class _RequestHost:
         return False, None
 
 
+class _OpenVPNReset:
+    """An OpenVPN client's reset at the start of a TCP stream, fed in pieces."""
+
+    def __init__(self) -> None:
+        self.head = b""  # decided by fingerprint.MAX_RESET + 2 bytes at the latest
+
+    def feed(self, data: bytes) -> tuple[bool, str | None]:
+        self.head += data
+        reset = tcp_client_reset(self.head)
+        return (False, None) if reset is None else (True, str(reset))
+
+
+_Reader = _ServerName | _RequestHost | _OpenVPNReset
+
+
 @dataclass(slots=True)
 class _Flow:
     next_seq: int  # the client's sequence number after the contiguous bytes read so far
     first: int  # sequence number of the first payload byte
     held: list[tuple[IPPacket, TCPSegment]] = field(default_factory=list)
     state: str = "inspect"  # inspect | allow | block
-    reader: _ServerName | _RequestHost | None = None
+    reader: _Reader | None = None
     rules: tuple[Trigger, ...] = ()  # the triggers that may fire on this flow
     seen: float = 0.0
 
@@ -148,12 +181,15 @@ class Inspector:
     """The decision engine; ``random`` returns floats in [0, 1) for the probabilities."""
 
     def __init__(self, config: CensorConfig, random: Callable[[], float], mtu: int = 1500) -> None:
+        if any(r.selector.names for r in config.openvpn_fingerprint):
+            raise ValueError("the inspector has no zone: resolve names first (rules.resolve_names)")
         self.config = config
         self.random = random
         self.mtu = mtu
-        self.ports = frozenset(inspected_ports(config))
+        ports = inspected_ports(config)
+        self.ports = None if ports is None else frozenset(ports)  # None: every TCP port
         self.flows: dict[FlowKey, _Flow] = {}
-        self.residual: dict[tuple[str, str, int], float] = {}  # 3-tuple -> until
+        self.residual: dict[Penalty, float] = {}  # -> until
         self.swept = 0.0
 
     def feed(self, data: bytes, now: float) -> list[Action]:
@@ -162,11 +198,12 @@ class Inspector:
         try:
             packet = parse_ip(data)
             if packet.protocol == UDP:
-                return self._udp(packet)
+                datagram = parse_udp(packet)
+                return [*self._dns(packet, datagram), *self._openvpn(packet, datagram, now)]
             segment = parse_tcp(packet)
         except PacketError:
             return []
-        if segment.dport not in self.ports:
+        if self.ports is not None and segment.dport not in self.ports:
             return []
         key = (packet.src, segment.sport, packet.dst, segment.dport)
         if segment.flags & SYN:
@@ -178,11 +215,8 @@ class Inspector:
 
     # ---------------------------------------------------------------- DNS
 
-    def _udp(self, packet: IPPacket) -> list[Action]:
-        if not self.config.dns_inject:
-            return []
-        datagram = parse_udp(packet)
-        if datagram.dport != _DNS_PORT:
+    def _dns(self, packet: IPPacket, datagram: UDPDatagram) -> list[Action]:
+        if not self.config.dns_inject or datagram.dport != _DNS_PORT:
             return []
         try:
             query = dns.message.from_wire(datagram.payload)
@@ -212,13 +246,48 @@ class Inspector:
         actions: list[Action] = [_send(wire) for wire in forged]
         return [*actions, Note(f"dns_inject: {asked}: {len(forged)} forged answer(s)")]
 
+    # ------------------------------------------------------------ OpenVPN/UDP
+
+    def _openvpn(self, packet: IPPacket, datagram: UDPDatagram, now: float) -> list[Action]:
+        """Judge a datagram nftables withheld: the same test as ``rules._udp_handoff``."""
+        server = ipaddress.ip_address(packet.dst)
+        rules = [
+            r
+            for r in self.config.openvpn_fingerprint
+            if r.protocol != "tcp" and _applies(r, server, datagram.dport)
+        ]
+        if not rules or not datagram.payload or datagram.payload[0] not in FIRST_BYTES:
+            return []  # nftables let it through
+        penalty = (UDP, packet.src, packet.dst, datagram.dport)
+        if self.residual.get(penalty, 0.0) > now:
+            return []
+        wire = build_udp(packet.src, packet.dst, datagram.sport, datagram.dport, datagram.payload)
+        relay = Send(packet.version, packet.dst, wire, relay=True)
+        try:
+            reset = client_reset(datagram.payload)
+        except WireError:
+            return [relay]
+        rule = rules[0]
+        what = (
+            f"openvpn_fingerprint: {_endpoint(packet.src, datagram.sport)} -> "
+            f"{_endpoint(packet.dst, datagram.dport)} udp {reset}"
+        )
+        if self.random() >= rule.probability:
+            return [Note(f"{what}: let through (probability)"), relay]
+        actions: list[Action] = []
+        if rule.residual:
+            self.residual[penalty] = now + rule.residual
+            actions.append(Residual(packet.version, packet.src, packet.dst, datagram.dport,
+                                    rule.residual, UDP))  # fmt: skip
+        return [*actions, Note(f"{what}: drop")]
+
     # ---------------------------------------------------------------- TCP
 
     def _tcp(self, key: FlowKey, packet: IPPacket, segment: TCPSegment, now: float) -> list[Action]:
         flow = self.flows.get(key)
         if flow is None:
             flow = self.flows[key] = _Flow(segment.seq, segment.seq)
-            if self.residual.get((packet.src, packet.dst, segment.dport), 0.0) > now:
+            if self.residual.get((TCP, packet.src, packet.dst, segment.dport), 0.0) > now:
                 flow.state = "block"  # a penalty still running: nothing gets through
         flow.seen = now
         if flow.state == "allow":
@@ -257,29 +326,36 @@ class Inspector:
             return _WAIT
         who = f"{_endpoint(packet.src, segment.sport)} -> {_endpoint(packet.dst, segment.dport)}"
         for rule in flow.rules:
-            if name is not None and name_matches(name, _names(rule)):
-                what = (
-                    "sni_reset: {} sni={}"
-                    if isinstance(rule, SNIReset)
-                    else "http_host: {} host={}"
-                )
-                return rule, what.format(who, name)
+            if name is None:
+                break
+            if isinstance(rule, OpenVPNFingerprint):  # its reader completes on a reset only
+                return rule, f"openvpn_fingerprint: {who} tcp {name}"
+            if isinstance(rule, SNIReset) and name_matches(name, rule.sni):
+                return rule, f"sni_reset: {who} sni={name}"
+            if isinstance(rule, HTTPHost) and name_matches(name, rule.hosts):
+                return rule, f"http_host: {who} host={name}"
         return None
 
     def _reader(
         self, packet: IPPacket, segment: TCPSegment, start: bytes
-    ) -> tuple[_ServerName | _RequestHost | None, tuple[Trigger, ...]]:
-        """How to read a new flow, from its first bytes, and which rules apply to it."""
+    ) -> tuple[_Reader | None, tuple[Trigger, ...]]:
+        """How to read a new flow, from its first bytes, and which rules apply to it.
+
+        An OpenVPN stream opens with a length below 1100, never with a TLS
+        record's 0x16 0x03 (5635 and up) nor an HTTP method's letters.
+        """
         server = ipaddress.ip_address(packet.dst)
+        reader: type[_Reader]
+        rules: tuple[Trigger, ...]
         if start[:1] == bytes([ContentType.HANDSHAKE]):
-            rules: tuple[Trigger, ...] = tuple(
-                r for r in self.config.sni_reset if _applies(r, server, segment.dport)
-            )
-            return (_ServerName() if rules else None), rules
-        if looks_like_request(start):
-            rules = tuple(r for r in self.config.http_host if _applies(r, server, segment.dport))
-            return (_RequestHost() if rules else None), rules
-        return None, ()
+            reader, rules = _ServerName, tuple(self.config.sni_reset)
+        elif looks_like_request(start):
+            reader, rules = _RequestHost, tuple(self.config.http_host)
+        else:
+            reader = _OpenVPNReset
+            rules = tuple(r for r in self.config.openvpn_fingerprint if r.protocol != "udp")
+        rules = tuple(r for r in rules if _applies(r, server, segment.dport))
+        return (reader() if rules else None), rules
 
     def _block(
         self,
@@ -294,7 +370,7 @@ class Inspector:
         actions: list[Action] = []
         if rule.residual:
             # Before the answer goes out: the client's next try must meet the penalty.
-            self.residual[(client[0], server[0], server[1])] = flow.seen + rule.residual
+            self.residual[(TCP, client[0], server[0], server[1])] = flow.seen + rule.residual
             actions.append(Residual(packet.version, client[0], server[0], server[1], rule.residual))
         withheld = (flow.first, flow.next_seq)
         action = rule.action if isinstance(rule, HTTPHost) else HostAction.RST
@@ -311,7 +387,7 @@ class Inspector:
     def _resend(self, packet: IPPacket, segment: TCPSegment) -> list[Action]:
         pieces = split_segment(segment, max_tcp_payload(packet.version, segment, self.mtu))
         return [
-            Send(packet.version, packet.dst, build_tcp(packet.src, packet.dst, piece))
+            Send(packet.version, packet.dst, build_tcp(packet.src, packet.dst, piece), relay=True)
             for piece in pieces
         ]
 
@@ -328,9 +404,14 @@ class Inspector:
 def _applies(
     rule: Trigger, server: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
 ) -> bool:
-    if port not in rule.ports:
+    """Whether ``rule`` watches ``server``:``port`` (no ports or addresses: every one)."""
+    if isinstance(rule, OpenVPNFingerprint):
+        ports, addresses = rule.selector.ports, rule.selector.addresses
+    else:
+        ports, addresses = rule.ports, rule.addresses
+    if ports and port not in ports:
         return False
-    return not rule.addresses or any(server in ipaddress.ip_network(a) for a in rule.addresses)
+    return not addresses or any(server in ipaddress.ip_network(a) for a in addresses)
 
 
 class _Wait:
@@ -348,10 +429,6 @@ def _advance(flow: _Flow, segment: TCPSegment) -> bytes:
     fresh = segment.payload[skip:]
     flow.next_seq = (flow.next_seq + len(fresh)) & 0xFFFFFFFF
     return fresh
-
-
-def _names(rule: Trigger) -> tuple[str, ...]:
-    return rule.sni if isinstance(rule, SNIReset) else rule.hosts
 
 
 def _host_name(value: str) -> str:
