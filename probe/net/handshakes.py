@@ -27,6 +27,9 @@ __all__ = ["Conversation", "Heard", "conversation_for"]
 # most current responders accept; one that is not gets INVALID_KE_PAYLOAD,
 # which still proves an IKE responder read us.
 _IKE_GROUP = ikev2.DH_CURVE25519
+# Seconds between two WireGuard timestamps we send: above TAI64N's
+# precision as sent (2^24 ns), so a server never sees one repeat.
+_STAMP_STEP = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,10 @@ class Conversation:
 
     def opening(self) -> tuple[str, bytes]:
         raise NotImplementedError
+
+    def resend(self) -> tuple[str, bytes]:
+        """What to send when the opening went unanswered (UDP): the same, by default."""
+        return self.opening()
 
     def hear(self, data: bytes) -> list[Heard]:
         """What ``data`` (one datagram, or the next piece of a stream) says."""
@@ -164,32 +171,48 @@ class OpenVPNOverTCP(_Stream, _OpenVPN):
 class WireGuard(_Datagrams):
     """Handshake initiation to the server's key, from the client's key (section 5.4.2).
 
-    A WireGuard responder answers only peers it knows: from an unknown
-    static key its silence is by design, so the client's private key is
-    required (see :class:`NeedsKey`).
+    A WireGuard responder answers only peers it knows, and only an
+    initiation whose timestamp is later than the last it accepted from
+    that peer (section 5.1, replay protection). So each resend is a new
+    initiation, as WireGuard's own retries are, and timestamps never
+    repeat within the process (two addresses of one server are the same
+    peer to it, and TAI64N as sent is only precise to about 17 ms).
     """
 
     protocol = "wireguard"
+    _last_stamp = 0.0  # the latest timestamp sent by any check in this process
 
     def __init__(self, server_public: bytes, client_private: bytes,
                  random: Callable[[int], bytes]) -> None:
-        self._message, self._state = wireguard.initiation(
-            server_public,
-            static_private=client_private,
-            ephemeral_private=random(32),
-            sender_index=struct.unpack("<I", random(4))[0],
-            timestamp=wireguard.tai64n(time.time()),
-        )
+        self._server = server_public
+        self._client = client_private
+        self._random = random
+        self._states: list[wireguard.InitiatorState] = []
 
     def opening(self) -> tuple[str, bytes]:
-        return "handshake initiation", self._message
+        stamp = max(time.time(), WireGuard._last_stamp + _STAMP_STEP)
+        WireGuard._last_stamp = stamp
+        message, state = wireguard.initiation(
+            self._server,
+            static_private=self._client,
+            ephemeral_private=self._random(32),
+            sender_index=struct.unpack("<I", self._random(4))[0],
+            timestamp=wireguard.tai64n(stamp),
+        )
+        self._states.append(state)
+        return "handshake initiation", message
 
     def read(self, data: bytes) -> tuple[str, bool]:
-        reply = wireguard.parse_reply(data, self._state)
-        if isinstance(reply, wireguard.CookieReply):
-            # Under load the server asks for mac2 first; it did read us.
-            return "cookie reply", reply.receiver_index == self._state.sender_index
-        return "handshake response", reply.authenticated
+        # The answer may be to any of our initiations (a slow reply to an earlier one).
+        for state in reversed(self._states):
+            reply = wireguard.parse_reply(data, state)
+            if isinstance(reply, wireguard.CookieReply):
+                if reply.receiver_index == state.sender_index:
+                    # Under load the server asks for mac2 first; it did read us.
+                    return "cookie reply", True
+            elif reply.authenticated:
+                return "handshake response", True
+        return ("cookie reply" if data[:1] == b"\x03" else "handshake response"), False
 
 
 class IKEv2(_Datagrams):

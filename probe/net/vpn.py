@@ -93,12 +93,12 @@ async def _datagrams(
 ) -> Failure | None:
     endpoint = await dialer.open_udp(address, port)
     try:
-        name, first = conversation.opening()
+        name, message = conversation.opening()
         wait = FIRST_RESEND
         while True:
-            endpoint.send(first)
+            endpoint.send(message)
             record.attempts += 1
-            record.sent(name, first)
+            record.sent(name, message)
             resend_at = asyncio.get_running_loop().time() + wait
             while (left := resend_at - asyncio.get_running_loop().time()) > 0:
                 try:
@@ -110,6 +110,7 @@ async def _datagrams(
                     if outcome is not True:
                         return outcome
             wait *= 2
+            name, message = conversation.resend()
     finally:
         endpoint.close()
 

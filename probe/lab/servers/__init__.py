@@ -6,6 +6,10 @@
   interception server on :data:`INTERCEPT_PORT` (:mod:`probe.lab.servers.web`).
 * TCP services that only accept: :mod:`probe.lab.servers.hold` on
   :data:`HOLD_PORTS` (WhatsApp's 5222, RiseupVPN's 9001).
+* VPN servers on every address: OpenVPN, WireGuard, IKEv2, PPTP, L2TP and
+  SSTP (:mod:`probe.lab.servers.vpn`).
+
+They all start at once; :func:`start_servers` then waits for each to be up.
 """
 
 from __future__ import annotations
@@ -13,23 +17,25 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from probe.lab.certs import LabCerts
-from probe.lab.servers.ready import wait_ready
-from probe.lab.servers.web import INTERCEPT_PORT, nginx_argv, nginx_config
-from probe.lab.topology import LabError, LabNet, popen_in, run_in
+from probe.lab.servers.ready import listening, wait_ready
+from probe.lab.servers.service import Service, log_tail, server_error
+from probe.lab.servers.vpn import VPNLab, redirect_ruleset, vpn_services
+from probe.lab.servers.web import INTERCEPT_PORT, nginx_argv, write_site
+from probe.lab.topology import LabError, LabNet, child_env, popen_in, run_in
 from probe.lab.zone import Zone
 
-__all__ = ["HOLD_PORTS", "INTERCEPT_PORT", "LabServers", "start_servers"]
+__all__ = ["HOLD_PORTS", "INTERCEPT_PORT", "LabServers", "VPNLab", "start_servers"]
 
 HOLD_PORTS = (5222, 9001)
 _START_TIMEOUT = 10.0
+_EXIT_GRACE = 1.0  # seconds for a server that gave up to exit, so its status can be read
 _WEB_PORTS = (80, 443, INTERCEPT_PORT)
-# Our own servers print "ready" (probe.lab.servers.ready); nginx is watched via its ports.
-_SAYS_READY = ("dns", "hold")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,90 +44,139 @@ class LabServers:
 
     processes: tuple[tuple[str, subprocess.Popen[bytes]], ...]
     directory: Path
+    vpn: VPNLab
 
     def stop(self) -> None:
-        for _, process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for _, process in self.processes:
-            try:
-                process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+        _stop(self.processes)
 
     def failed(self) -> str | None:
         """Which server died (with the end of its log), or None while all run."""
         for name, process in self.processes:
-            if process.poll() is not None:
-                return f"the lab's {name} server exited: {_log_tail(self.directory / f'{name}.log')}"
+            if (status := process.poll()) is not None:
+                return (f"the lab's {name} server exited (status {status}): "
+                        f"{log_tail(self.directory / f'{name}.log')}")
         return None
 
 
-def start_servers(net: LabNet, zone: Zone, certs: LabCerts, directory: Path) -> LabServers:
-    """Start every server in ``net.server_ns``; returns once all of them listen.
+def start_servers(net: LabNet, zone: Zone, certs: LabCerts, directory: Path,
+                  sstp_addresses: Sequence[str] = ()) -> LabServers:
+    """Start every server in ``net.server_ns``; returns once all of them are up.
 
-    Raises :class:`LabError` (after stopping what did start) when one
-    does not come up in time.
+    TCP 443 to ``sstp_addresses`` reaches the SSTP responder instead of
+    nginx. Raises :class:`LabError` (after stopping what did start) when
+    one does not come up in time, naming it with the end of its log.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (directory / "tmp" / kind).mkdir(parents=True, exist_ok=True)
-    zone_file = directory / "zone.json"
-    zone_file.write_text(zone.to_json())
-    config = directory / "nginx.conf"
-    config.write_text(nginx_config(directory, certs))
     try:
-        web = nginx_argv(config)
+        redirect = redirect_ruleset(sstp_addresses) if sstp_addresses else None
+    except ValueError as exc:
+        raise LabError(f"SSTP addresses: {exc}") from None
+    try:
+        vpn, vpn_servers = vpn_services(directory, certs, net.server_ns)
+        services = (*_base_services(zone, certs, directory), *vpn_servers)
     except LookupError as exc:
         raise LabError(str(exc)) from None
-    python = [sys.executable, "-m"]
-    commands = {
-        "dns": [*python, "probe.lab.servers.dns", "--zone", str(zone_file)],
-        "hold": [*python, "probe.lab.servers.hold", *(f"--port={p}" for p in HOLD_PORTS)],
-        "web": web,
-    }
-    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    started: list[tuple[Service, subprocess.Popen[bytes]]] = []
     try:
-        for name, argv in commands.items():
-            started.append((name, _spawn(net, name, argv, directory)))
-        servers = LabServers(tuple(started), directory)
-        for name, process in started:
-            if name in _SAYS_READY and not wait_ready(process, _START_TIMEOUT):
-                raise LabError(servers.failed() or f"the lab's {name} server did not start in time")
-        _wait_listening(net, servers, _WEB_PORTS)
+        for service in services:
+            started.append((service, _spawn(net, service, directory)))
+        servers = LabServers(tuple((s.name, p) for s, p in started), directory, vpn)
+        if redirect is not None:
+            _nft(net, redirect)
+        _wait_up(net, servers, started, time.monotonic() + _START_TIMEOUT)
     except BaseException:
-        LabServers(tuple(started), directory).stop()
+        _stop(tuple((s.name, p) for s, p in started))
         raise
     return servers
 
 
-def _spawn(net: LabNet, name: str, argv: Sequence[str], directory: Path) -> subprocess.Popen[bytes]:
-    with open(directory / f"{name}.log", "ab") as log:
-        return popen_in(net.server_ns, argv, stdout=subprocess.PIPE, stderr=log,
-                        stdin=subprocess.DEVNULL)
+def _base_services(zone: Zone, certs: LabCerts, directory: Path) -> tuple[Service, ...]:
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (directory / "tmp" / kind).mkdir(parents=True, exist_ok=True)
+    zone_file = directory / "zone.json"
+    zone_file.write_text(zone.to_json())
+    config = write_site(directory, certs)
+    python = (sys.executable, "-m")
+    return (
+        Service("dns", (*python, "probe.lab.servers.dns", "--zone", str(zone_file)),
+                says_ready=True),
+        Service("hold", (*python, "probe.lab.servers.hold", *(f"--port={p}" for p in HOLD_PORTS)),
+                says_ready=True),
+        # nginx has no readiness line: its ports are watched.
+        Service("web", tuple(nginx_argv(config)), tcp=_WEB_PORTS),
+    )
 
 
-def _wait_listening(net: LabNet, servers: LabServers, ports: Sequence[int]) -> None:
-    """nginx has no readiness line: poll the namespace's listening sockets."""
-    wanted = {str(p) for p in ports}
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        listing = run_in(net.server_ns, ["ss", "-Hltn"], capture_output=True, text=True).stdout
-        listening = {line.split()[3].rsplit(":", 1)[-1] for line in listing.splitlines() if line.split()}
-        if wanted <= listening:
+def _spawn(net: LabNet, service: Service, directory: Path) -> subprocess.Popen[bytes]:
+    # stdout is a pipe only for the "ready" line; any other server writes
+    # both streams to its log, so a chatty one never blocks on a full pipe.
+    with open(directory / f"{service.name}.log", "ab") as log:
+        return popen_in(net.server_ns, service.argv,
+                        stdout=subprocess.PIPE if service.says_ready else log, stderr=log,
+                        stdin=subprocess.DEVNULL, env=child_env(**dict(service.env)))
+
+
+def _wait_up(net: LabNet, servers: LabServers,
+             started: Sequence[tuple[Service, subprocess.Popen[bytes]]], deadline: float) -> None:
+    """Configuration steps, ready lines, then listening ports, in one deadline."""
+    log = servers.directory
+    for service, process in started:
+        if service.configure is not None:
+            try:
+                service.configure(process, deadline)
+            except LabError as exc:
+                raise _died(servers) or exc from None
+    for service, process in started:
+        if service.says_ready and not wait_ready(process, max(0.0, deadline - time.monotonic())):
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=_EXIT_GRACE)  # stdout closed: it is exiting
+            raise _died(servers) or server_error(service.name, "did not start in time",
+                                                 log / f"{service.name}.log")
+    # The server's own process must hold each port: a port that something
+    # else holds would hide a server that failed to bind it.
+    wanted = {(proto, port, process.pid): service for service, process in started
+              for proto, ports in (("tcp", service.tcp), ("udp", service.udp)) for port in ports}
+    while True:
+        missing = set(wanted) - listening(_ss(net))
+        if not missing:
             return
-        if failure := servers.failed():
-            raise LabError(failure)
-        time.sleep(0.05)
-    raise LabError(f"the lab's web server did not listen on {sorted(wanted)} in time")
+        if died := _died(servers):
+            raise died
+        if time.monotonic() >= deadline:
+            proto, port, pid = min(missing)
+            service = wanted[proto, port, pid]
+            raise server_error(service.name, f"did not listen on {proto} {port} in time",
+                               log / f"{service.name}.log")
+        time.sleep(0.02)
 
 
-def _log_tail(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "no log"
-    return " ".join(lines[-1].split()) if lines else "no output"
+def _died(servers: LabServers) -> LabError | None:
+    # A server that exited says more than a step that waited for it.
+    failure = servers.failed()
+    return LabError(failure) if failure else None
+
+
+def _ss(net: LabNet) -> str:
+    return run_in(net.server_ns, ["ss", "-Hltunp"], capture_output=True, text=True).stdout
+
+
+def _nft(net: LabNet, ruleset: str) -> None:
+    result = run_in(net.server_ns, ["nft", "-f", "-"], input=ruleset, capture_output=True,
+                    text=True, check=False)
+    if result.returncode:
+        raise LabError(f"the SSTP redirect: {' '.join(result.stderr.split())}")
+
+
+def _stop(processes: Iterable[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    processes = tuple(processes)
+    for _, process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for _, process in processes:
+        try:
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -31,7 +31,7 @@ import dns.rdatatype
 import dns.rrset
 
 from probe.lab.addressing import RESOLVER_V4, RESOLVER_V6
-from probe.lab.servers.ready import announce_ready
+from probe.lab.servers.ready import announce_ready, run_until_stopped
 from probe.lab.zone import Answer, Zone
 
 __all__ = ["answer", "main"]
@@ -124,14 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"{args.zone}: {exc}", file=sys.stderr)
         return 2
-    try:
-        asyncio.run(serve(zone, args.listen or [RESOLVER_V4, RESOLVER_V6], args.port))
-    except OSError as exc:
-        print(f"dns server: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return run_until_stopped("dns", serve(zone, args.listen or [RESOLVER_V4, RESOLVER_V6], args.port))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from probe.lab.servers.ready import announce_ready
+from probe.lab.servers.ready import announce_ready, run_until_stopped
 
 __all__ = ["main"]
 
@@ -50,14 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, action="append", required=True)
     args = parser.parse_args(argv)
-    try:
-        asyncio.run(serve(args.port))
-    except OSError as exc:
-        print(f"hold server: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return run_until_stopped("hold", serve(args.port))
 
 
 if __name__ == "__main__":

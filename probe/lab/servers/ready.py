@@ -1,25 +1,44 @@
-"""The one-line readiness handshake between the lab and the processes it starts.
+"""How the lab knows the processes it starts are up.
 
-A server prints ``ready`` on stdout once it listens; the lab waits for that
-line (with a timeout) before the probe starts, so no check meets a port
-that is not open yet. :func:`wait_for_text` is the general form, for
+A server of ours prints ``ready`` on stdout once it listens; the lab waits
+for that line (with a timeout) before the probe starts, so no check meets a
+port that is not open yet. :func:`wait_for_text` is the general form, for
 programs that announce themselves otherwise (tcpdump's "listening on").
+For daemons that say nothing, :func:`listening` reads ``ss`` output.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import selectors
 import subprocess
+import sys
 import time
-from typing import IO
+from collections.abc import Coroutine
+from typing import IO, Any
 
-__all__ = ["READY", "announce_ready", "wait_for_text", "wait_ready"]
+__all__ = ["READY", "announce_ready", "listening", "run_until_stopped", "wait_for_text", "wait_ready"]
 
 READY = "ready"
+_PIDS = re.compile(r"\bpid=(\d+)")
 
 
 def announce_ready() -> None:
     print(READY, flush=True)
+
+
+def run_until_stopped(name: str, server: Coroutine[Any, Any, None]) -> int:
+    """Run one of our servers (which announces itself) until it is stopped:
+    the exit status, 1 with a line on stderr when it cannot listen."""
+    try:
+        asyncio.run(server)
+    except OSError as exc:  # ssl.SSLError too: a certificate that does not load
+        print(f"{name} server: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def wait_ready(process: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -43,3 +62,20 @@ def wait_for_text(stream: IO[bytes], text: bytes, timeout: float) -> bool:
                 return False
             seen += chunk
     return True
+
+
+def listening(ss_output: str) -> set[tuple[str, int, int]]:
+    """(protocol, port, pid) of every socket in ``ss -Hltunp`` output: TCP
+    listeners and bound UDP sockets, whatever their address, with each
+    process that holds one (so a port some other process holds does not
+    count for the server being waited for)."""
+    found: set[tuple[str, int, int]] = set()
+    for line in ss_output.splitlines():
+        # Netid State Recv-Q Send-Q Local:Port Peer:Port users:(("name",pid=N,fd=M),...)
+        fields = line.split(maxsplit=6)
+        if len(fields) < 7 or fields[0] not in ("tcp", "udp"):
+            continue
+        port = fields[4].rsplit(":", 1)[-1]
+        if port.isdigit():
+            found.update((fields[0], int(port), int(pid)) for pid in _PIDS.findall(fields[6]))
+    return found

@@ -5,25 +5,41 @@ namespace and listens on the wildcard addresses, so every pool address
 serves every lab name: port 80 (HTTP), 443 (HTTPS with the lab CA's
 leaf) and :data:`INTERCEPT_PORT` (HTTPS with the interception CA's leaf,
 where the censor redirects connections it intercepts). Any path and any
-safe method gets ``200`` and a small page whose title names the host.
+safe method gets ``200`` and a page whose title names the host, padded
+to :data:`PAGE_SIZE` bytes (nginx's addition module appends a padding
+file) so that any lab URL can be a throughput target: a body under
+64 KiB is too small to time.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from probe.lab.certs import LabCerts
+from probe.lab.servers.service import binary
 
-__all__ = ["INTERCEPTED_TITLE", "INTERCEPT_PORT", "nginx_argv", "nginx_config", "page_title"]
+__all__ = [
+    "INTERCEPTED_TITLE", "INTERCEPT_PORT", "PAGE_SIZE", "nginx_argv", "page_title", "write_site",
+]
 
 INTERCEPT_PORT = 8443
 INTERCEPTED_TITLE = "intercepted by the lab censor"
+PAGE_SIZE = 256 * 1024  # bytes of padding after each page of the main server
+_PADDING = "padding.html"
 
 
 def page_title(host: str) -> str:
     """The <title> of a lab page for ``host``, for tests to recognise."""
     return f"{host} (lab server)"
+
+
+def write_site(directory: Path, certs: LabCerts) -> Path:
+    """Write nginx's configuration and the padding file; returns the configuration's path."""
+    # An HTML comment: browsers and the probe's title search skip it.
+    (directory / _PADDING).write_text(f"<!-- {'.' * (PAGE_SIZE - 9)} -->\n")
+    config = directory / "nginx.conf"
+    config.write_text(nginx_config(directory, certs))
+    return config
 
 
 def nginx_config(directory: Path, certs: LabCerts) -> str:
@@ -56,7 +72,12 @@ http {{
         listen [::]:443 ssl http2 default_server;
         ssl_certificate {certs.leaf};
         ssl_certificate_key {certs.leaf_key};
-        location / {{ return 200 "{page}"; }}
+        location / {{
+            add_after_body /.lab-padding;
+            addition_types *;
+            return 200 "{page}";
+        }}
+        location = /.lab-padding {{ internal; alias {directory / _PADDING}; }}
     }}
     server {{
         listen {INTERCEPT_PORT} ssl http2 default_server;
@@ -71,12 +92,8 @@ http {{
 
 def nginx_argv(config: Path) -> list[str]:
     """The command line; LookupError when nginx is not installed."""
-    # /usr/sbin may be missing from a non-root PATH; the lab runs as root anyway.
-    binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-    if binary is None:
-        raise LookupError("the lab's web servers need nginx: apt-get install nginx")
     # -p: the prefix for relative paths; -e: the startup error log before the config is read.
-    return [binary, "-c", str(config), "-p", str(config.parent), "-e", str(config.parent / "nginx-error.log")]
+    return [binary("nginx", "nginx"), "-c", str(config), "-p", str(config.parent), "-e", str(config.parent / "nginx-error.log")]
 
 
 def _page(title: str, text: str) -> str:
