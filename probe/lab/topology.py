@@ -68,6 +68,7 @@ _MAC = {
     "censor/sv0": "02:00:5e:00:02:01",
     "server/eth0": "02:00:5e:00:02:02",
 }
+_GSO_MAX = 1500  # bytes: no packet bigger than the links' MTU (see _up)
 _KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a lab's processes
 
 
@@ -246,7 +247,12 @@ def _build(net: LabNet) -> None:
 
 
 def _up(*links: str) -> Iterator[str]:
-    return (f"link set {link} up" for link in links)
+    # gso_max_size: hosts hand veth whole 64 KiB TCP super-segments (TSO/GSO),
+    # which a censor's queue would count as one packet each: ten of them in
+    # a 64 kbit/s throttle are 80 s of backlog. Wire-sized packets, as on a
+    # real path.
+    for link in links:
+        yield f"link set {link} up" + ("" if link == "lo" else f" gso_max_size {_GSO_MAX}")
 
 
 def _neighbours(link: str, mac: str, addresses: Sequence[str]) -> Iterator[str]:

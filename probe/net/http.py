@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import socket
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -180,6 +182,7 @@ class _BodyReader:
             async for _ in self._fill(response, final):
                 pass
             return
+        _abort_on_close(response)
         start = last = self.clock.now()
         cut = False
         try:
@@ -202,6 +205,22 @@ class _BodyReader:
             yield
             if final.truncated:
                 return
+
+
+def _abort_on_close(response: httpx.Response) -> None:
+    """Make closing the connection send a RST rather than a FIN.
+
+    A download cut short leaves the server pushing the rest of the body
+    into a throttled path; after a FIN it keeps retransmitting into the
+    queue for a long while, stalling every later connection to that
+    address (a RST ends it at once). Set before reading, since httpcore
+    closes the connection itself when the read is cancelled. SO_LINGER
+    with a zero timeout is the abortive close of RFC 9293 section 3.10.7.1.
+    """
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def find_in_body(body: bytes, needle: str | None, truncated: bool) -> bool | None:
