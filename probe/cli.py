@@ -236,6 +236,7 @@ class RunSetup:
     overrides: PrefixOverrides
     probe_info: dict[str, object]
     show_progress: bool
+    vpn_keys: tuple[str, ...] = ()  # names given with --vpn-key; values never leave the run
 
     def config(self) -> dict[str, object]:
         """The settings that shaped the measurements, for the report."""
@@ -248,6 +249,8 @@ class RunSetup:
         }
         if self.overrides:
             config["prefix_overrides"] = self.overrides.describe()
+        if self.vpn_keys:
+            config["vpn_keys_given"] = list(self.vpn_keys)
         return config
 
 
@@ -275,6 +278,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides=overrides,
         probe_info=_probe_info(args),
         show_progress=not (args.quiet or args.json),
+        vpn_keys=tuple(sorted(vpn_keys)),
     )
     try:
         setup.output_dir.mkdir(parents=True, exist_ok=True)

@@ -180,6 +180,18 @@ def test_dead_network_is_inconclusive_not_blocked(tmp_path: Path, env: dict[str,
     assert probe("verify", done.stdout.strip(), env=env).returncode == 0
 
 
+def test_vpn_keys_are_named_in_the_report_never_written(tmp_path: Path, env: dict[str, str]) -> None:
+    secret = "YEocP0e2o1WT5GlvBvQzVF7EeR6Z7aCa+HzJj2G8R2A="
+    key_file = tmp_path / "warp.key"
+    key_file.write_text(secret + "\n")
+    done = probe("run", "testlists/vpn.yaml", "--vpn-key", f"warp-client=@{key_file}",
+                 "--output-dir", str(tmp_path), "--quiet", env=env)
+    assert done.returncode == 0, done.stderr
+    text = Path(done.stdout.strip()).read_text()
+    assert json.loads(text)["config"]["vpn_keys_given"] == ["warp-client"]
+    assert secret not in text and secret[:12] not in text
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -189,6 +201,10 @@ def test_dead_network_is_inconclusive_not_blocked(tmp_path: Path, env: dict[str,
         (["verify", "missing.json"], "missing.json"),
         (["diff", "missing.json", "missing.json"], "missing.json"),
         (["lists", "validate", "README.md"], "README.md:"),
+        (["run", "testlists/vpn.yaml", "--vpn-key", "warp-client=short"],
+         "--vpn-key warp-client: not a WireGuard private key"),
+        (["run", "testlists/vpn.yaml", "--vpn-key", "warp-client=@/nonexistent.key"],
+         "--vpn-key warp-client: cannot read /nonexistent.key"),
     ],
 )
 def test_input_errors_are_one_line_exit_2(args: list[str], message: str, env: dict[str, str], tmp_path: Path) -> None:
