@@ -10,6 +10,7 @@ is removed whatever happens (``finally``, then removal by prefix).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probe.capture import keylog_path
 from probe.lab import addressing
+from probe.lab.capture import ca_bundle_path
 from probe.lab.capture import capture as capture_client
 from probe.lab.censor import CensorHandle, apply_censor
 from probe.lab.certs import LabCerts, make_lab_certs
@@ -33,20 +36,21 @@ from probe.lab.topology import (
     run_in,
     state_dir,
 )
-from probe.testlist import load_testlist
+from probe.testlist import PrefixOverrides, load_testlist, parse_cidr_list
 
 __all__ = [
     "FeatureCheck",
     "Lab",
     "ListRun",
     "ProbeSettings",
+    "lab_overrides",
     "lab_up",
     "probe_argv",
     "probe_env",
     "run_scenario",
 ]
 
-_RESOLVER = f"udp://{addressing.RESOLVER_V4}:53"
+RESOLVER = f"udp://{addressing.RESOLVER_V4}:53"
 _PROBE_GRACE = 60.0  # seconds past the probe's own budget before it is given up on
 
 
@@ -81,12 +85,13 @@ class ListRun:
 
     scenario: str
     testlist: str  # the list's name, as in the report
+    path: Path  # the list's file
     report: Mapping[str, Any]
     report_path: Path
     checks: tuple[FeatureCheck, ...]
     # Features the scenario expects that the report does not have.
     missing: tuple[str, ...]
-    capture: Path | None
+    capture: Path | None  # with its TLS key log beside it (probe.capture.keylog_path)
 
     @property
     def ok(self) -> bool:
@@ -103,19 +108,29 @@ class Lab:
 
     def probe(self, testlist: Path, settings: ProbeSettings = ProbeSettings(),
               capture: Path | None = None) -> ListRun:
-        """Run the probe on one list in the client namespace and compare."""
+        """Run the probe on one list in the client namespace and compare.
+
+        With ``capture``, the probe's TLS keys go to the key log beside it
+        (``SSLKEYLOGFILE``), so a replay reads TLS 1.3 and HTTPS as well, and
+        the CA it trusts is copied there too (``ca_bundle_path``).
+        """
         output = settings.output_dir or state_dir(self.net.prefix) / "results"
         output.mkdir(parents=True, exist_ok=True)
+        env = probe_env(self.net)
         with ExitStack() as stack:
             if capture is not None:
                 stack.enter_context(capture_client(self.net, capture))
+                keys = keylog_path(capture)
+                keys.unlink(missing_ok=True)  # OpenSSL appends to a key log
+                env["SSLKEYLOGFILE"] = str(keys.resolve())
+                shutil.copyfile(self.certs.ca, ca_bundle_path(capture))
             try:
                 result = run_in(
                     self.net.client_ns,
                     [sys.executable, "-m", *probe_argv([testlist], self.certs, output, settings)],
                     capture_output=True,
                     text=True,
-                    env=child_env(**probe_env(self.net)),
+                    env=child_env(**env),
                     timeout=settings.max_time + _PROBE_GRACE,
                 )
             except subprocess.TimeoutExpired:
@@ -127,7 +142,7 @@ class Lab:
         # --quiet: the probe prints the report's path, nothing else.
         report_path = Path(result.stdout.strip())
         report = json.loads(report_path.read_text())
-        return compare(self.scenario, report, report_path, capture)
+        return compare(self.scenario, report, report_path, testlist, capture)
 
 
 def run_scenario(
@@ -188,7 +203,8 @@ def _teardown(net: LabNet, parts: Sequence[LabServers | CensorHandle]) -> None:
 
 
 def compare(
-    scenario: Scenario, report: Mapping[str, Any], report_path: Path, capture: Path | None
+    scenario: Scenario, report: Mapping[str, Any], report_path: Path, testlist: Path,
+    capture: Path | None,
 ) -> ListRun:
     """Each feature's verdict and method in ``report`` against the scenario's expectations."""
     name = report["testlist"]["name"]
@@ -199,27 +215,37 @@ def compare(
     )
     seen = {c.feature for c in checks}
     missing = tuple(f for f in expected if f not in seen)
-    return ListRun(scenario.name, name, report, report_path, checks, missing, capture)
+    return ListRun(scenario.name, name, testlist, report, report_path, checks, missing, capture)
 
 
 def probe_argv(testlists: Sequence[Path], certs: LabCerts, output: Path,
                settings: ProbeSettings, *, quiet: bool = True) -> list[str]:
     """``probe run ...`` as the lab runs it in the client namespace."""
-    # Lab answers are documentation addresses: expected for every target
-    # (so not bogons), and in place of every named table (e.g. facebook's AS32934).
-    tables = sorted({t for path in testlists for t in _prefix_tables(path)})
+    overrides = lab_overrides(testlists)
     return [
         "probe", "run", *(str(p.resolve()) for p in testlists),
-        "--resolver", _RESOLVER,
+        "--resolver", RESOLVER,
         "--ca-bundle", str(certs.ca),
         "--output-dir", str(output.resolve()),
         "--parallel", str(settings.parallel),
         "--max-time", str(settings.max_time),
         "--seed", str(settings.seed),
-        "--default-prefixes", addressing.LAB_PREFIXES,
-        *(arg for table in tables for arg in ("--prefix-table", f"{table}={addressing.LAB_PREFIXES}")),
+        "--default-prefixes", ",".join(overrides.default),
+        *(arg for table, cidrs in sorted(overrides.tables.items())
+          for arg in ("--prefix-table", f"{table}={','.join(cidrs)}")),
         *(["--quiet"] if quiet else []),
     ]
+
+
+def lab_overrides(testlists: Sequence[Path]) -> PrefixOverrides:
+    """The expected prefixes the lab gives the probe (and a replay of its runs).
+
+    Lab answers are documentation addresses: expected for every target
+    (so not bogons), and in place of every named table (e.g. facebook's AS32934).
+    """
+    lab = parse_cidr_list(addressing.LAB_PREFIXES, "LAB_PREFIXES")
+    tables = sorted({t for path in testlists for t in _prefix_tables(path)})
+    return PrefixOverrides(tables={t: lab for t in tables}, default=lab)
 
 
 def probe_env(net: LabNet) -> dict[str, str]:

@@ -16,15 +16,24 @@ Flows are matched by name (DNS question, TLS SNI, HTTP Host) and by
 address and port (the addresses the target's lookups returned). A
 connection serves one target only; lookups may serve several (targets
 on one host share its answers). When the same name was looked up several
-times, a target takes the lookup made last before its first connection,
-so each target reads the answers its connections were made with.
+times, a target takes the A and AAAA lookups that chain in time to its
+first connection as the plan makes them (``_own_lookups``), else the
+lookup made last before it, so each target reads the answers its
+connections were made with.
+
+Targets are matched in a fixed order, the most particular first
+(controls, then dns, tcp, tls, http/https, each in list order), not in
+the order a run happens to measure them: a TLS check's ClientHello
+carries exactly the target's ALPN list and its connection never carries
+data, so it is told apart from an HTTPS request to the same server
+before the request, less particular, takes what is left.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import chain, zip_longest
 
 import httpx
@@ -34,6 +43,7 @@ from probe.net.dialer import is_ip_literal, url_host
 from probe.net.plan import CheckSettings
 from probe.replay.observe import (
     Hop,
+    Judge,
     dns_observation,
     handshake_outcome,
     http_observation,
@@ -65,10 +75,11 @@ class FlowIndex:
 
     def __init__(
         self, exchanges: Sequence[DNSExchange], connections: Sequence[TCPConnection],
-        settings: CheckSettings, capture_end: float,
+        settings: CheckSettings, capture_end: float, judge: Judge | None = None,
     ) -> None:
         self.settings = settings
         self.capture_end = capture_end
+        self.judge = judge
         self._lookups: dict[tuple[str, str], list[DNSExchange]] = defaultdict(list)
         for exchange in sorted(exchanges, key=lambda e: e.t0):
             self._lookups[(exchange.name.rstrip(".").lower(), exchange.rtype.upper())].append(
@@ -82,13 +93,19 @@ class FlowIndex:
 
     # -- DNS -----------------------------------------------------------------
 
+    def lookups(self, name: str, rtype: str, *, before: float | None = None,
+                after: float | None = None) -> list[DNSExchange]:
+        """The lookups of (name, rtype) started between ``after`` and ``before``, in time order."""
+        return [
+            e for e in self._lookups.get((name.rstrip(".").lower(), rtype.upper()), [])
+            if (after is None or e.t0 >= after) and (before is None or e.t0 <= before)
+        ]
+
     def lookup(self, name: str, rtype: str, *, before: float | None = None,
                after: float | None = None) -> DNSExchange | None:
         """The lookup of (name, rtype): the last one started before ``before``
         (and after ``after``) when given, else the first not yet used."""
-        found = self._lookups.get((name.rstrip(".").lower(), rtype.upper()), [])
-        if after is not None:
-            found = [e for e in found if e.t0 >= after]
+        found = self.lookups(name, rtype, after=after)
         if before is not None:
             earlier = [e for e in found if e.t0 <= before]
             return earlier[-1] if earlier else None
@@ -124,41 +141,99 @@ class FlowIndex:
 
 
 def addresses_for(
-    index: FlowIndex, host: str, anchor: float | None, out: list[Observation],
+    index: FlowIndex, host: str, first: TCPConnection | None, out: list[Observation],
     after: float | None = None,
 ) -> tuple[str, ...]:
     """``probe.net.plan.Measurer._addresses`` replayed: the lookups are
     appended to ``out``, the addresses come back in the plan's order.
 
-    ``anchor``: the lookups made last before this time; ``after``: the
-    first ones after that time; neither: the first not yet used.
+    ``first``: the check's first connection, made after its lookups;
+    ``after``: the first lookups after that time; neither: the first not
+    yet used.
     """
     if is_ip_literal(host):
         return (host,)
-    found: list[tuple[str, ...]] = []
-    for rtype in ("A", "AAAA"):
-        exchange = index.lookup(host, rtype, before=anchor, after=after)
-        if exchange is None:
-            break
-        lookup = index.observe_lookup(exchange)
-        out.append(lookup)
-        found.append(lookup.addresses() if lookup.failure is None else ())
-        after = exchange.t0
-        if lookup.failure not in (None, Failure.DNS_NO_ANSWER):
-            break
+    lookups = _own_lookups(index, host, first) if first is not None else []
+    if not lookups:
+        anchor = _start(first) if first is not None else None
+        for rtype in ("A", "AAAA"):
+            exchange = index.lookup(host, rtype, before=anchor, after=after)
+            if exchange is None:
+                break
+            lookups.append(index.observe_lookup(exchange))
+            after = exchange.t0
+            if not _asks_on(lookups[-1]):
+                break
+    out.extend(lookups)
+    return _plan_addresses(index, lookups)
+
+
+def _plan_addresses(index: FlowIndex, lookups: list[DNSObservation]) -> tuple[str, ...]:
+    """A and AAAA answers interleaved (RFC 8305 section 4), as many as the plan tries."""
+    found = [lookup.addresses() if lookup.failure is None else () for lookup in lookups]
     mixed = (a for a in chain.from_iterable(zip_longest(*found)) if a is not None)
     return tuple(dict.fromkeys(mixed))[: index.settings.max_addresses]
 
 
+def _asks_on(lookup: DNSObservation) -> bool:
+    """The plan asks for AAAA after an A lookup that answered or had no data."""
+    return lookup.failure in (None, Failure.DNS_NO_ANSWER)
+
+
+def _own_lookups(index: FlowIndex, host: str, first: TCPConnection) -> list[DNSObservation]:
+    """The lookups a check made before its ``first`` connection.
+
+    The plan asks A, then AAAA once the A lookup is over (its listening
+    window included), then connects, first to the first address, once the
+    AAAA lookup is over. Checks of one name run side by side (other ports,
+    dns targets) and their lookups interleave; of the chains that fit
+    those times, the latest whose first address is the one ``first``
+    went to is the check's own (a name's answers may come in another order
+    each time). Empty when no chain fits.
+    """
+    anchor = _start(first)
+    fitting: list[list[DNSObservation]] = []
+    for exchange in reversed(index.lookups(host, "A", before=anchor)):
+        lookup = index.observe_lookup(exchange)
+        if lookup.t > anchor:
+            continue
+        if not _asks_on(lookup):
+            fitting.append([lookup])
+            continue
+        for following in index.lookups(host, "AAAA", before=anchor, after=lookup.t):
+            second = index.observe_lookup(following)
+            if second.t <= anchor:
+                fitting.append([lookup, second])
+    leading = _address(first.server)
+    return next(
+        (c for c in fitting if [_address(a) for a in _plan_addresses(index, c)[:1]] == [leading]),
+        fitting[0] if fitting else [],
+    )
+
+
+_MATCHING_ORDER = {
+    TargetKind.DNS: 0, TargetKind.TCP: 1, TargetKind.TLS: 2,
+    TargetKind.HTTP: 3, TargetKind.HTTPS: 3,
+}
+_LAST = max(_MATCHING_ORDER.values()) + 1
+
+
 class ReplayMeasurer:
     """The runner's ``Measurer`` for a capture: each target's observations
-    come from the flows instead of the network."""
+    come from the flows instead of the network.
 
-    def __init__(self, index: FlowIndex) -> None:
+    ``targets`` (controls first) are matched at once, in the module's
+    fixed order; ``measure`` hands out the result for each.
+    """
+
+    def __init__(self, index: FlowIndex, targets: Iterable[Target]) -> None:
         self._index = index
+        ordered = sorted(enumerate(targets),
+                         key=lambda it: (_MATCHING_ORDER.get(it[1].kind, _LAST), it[0]))
+        self._observed = {id(target): self.observations(target) for _, target in ordered}
 
     async def measure(self, target: Target) -> tuple[Observation, ...]:
-        return self.observations(target)
+        return self._observed[id(target)]
 
     def observations(self, target: Target) -> tuple[Observation, ...]:
         out: list[Observation] = []
@@ -168,8 +243,10 @@ class ReplayMeasurer:
                 out.append(self._index.observe_lookup(exchange))
         elif target.kind in (TargetKind.HTTP, TargetKind.HTTPS):
             self._http(target, out)
-        else:
+        elif target.kind in (TargetKind.TCP, TargetKind.TLS):
             self._connect(target, out)
+        # VPN first exchanges are not rebuilt yet: no observation rather than
+        # a wrong one, so the target reads not-measured (docs/replay.md).
         return tuple(out)
 
     # -- tcp / tls -------------------------------------------------------------
@@ -180,7 +257,7 @@ class ReplayMeasurer:
         if port is None:
             return
         sni = target.sni or target.host
-        fits = _fits_tls(sni) if target.kind is TargetKind.TLS else _fits_tcp
+        fits = _fits_tls(sni, target.alpn) if target.kind is TargetKind.TLS else _fits_tcp
 
         def candidates(address: str) -> list[TCPConnection]:
             return [c for c in index.connections(address, port) if fits(c)]
@@ -191,18 +268,20 @@ class ReplayMeasurer:
         first = min(
             (c for address in possible for c in candidates(address)), key=_start, default=None
         )
-        addresses = addresses_for(index, target.host, _start(first) if first else None, out)
+        addresses = addresses_for(index, target.host, first, out)
+        # The plan connects after its lookups, to one address after the other.
         since = max((o.t0 for o in out), default=0.0)
         for address in addresses:
             conn = next((c for c in candidates(address) if _start(c) >= since), None)
             if conn is None:
                 continue  # not in the capture (the guard, or a capture filter)
             index.claim(conn)
+            since = _start(conn)
             if target.kind is TargetKind.TCP:
                 out.append(tcp_observation(conn, index.settings, index.capture_end))
             else:
                 out.extend(tls_observation(conn, sni, target.alpn, index.settings,
-                                           index.capture_end))
+                                           index.capture_end, index.judge))
 
     # -- http / https ------------------------------------------------------------
 
@@ -214,7 +293,7 @@ class ReplayMeasurer:
         port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
         first = self._first_request(parsed, host, port)
         lookups: list[Observation] = []
-        addresses = addresses_for(index, host, _start(first) if first else None, lookups)
+        addresses = addresses_for(index, host, first, lookups)
         out.extend(lookups)
         if not addresses or first is None or _address(first.server) != _address(addresses[0]):
             return
@@ -222,7 +301,7 @@ class ReplayMeasurer:
         if hops and not self._opaque(hops[-1]):
             out.append(http_observation(
                 url, target.method, hops, index.settings, index.capture_end,
-                target.expect.body_contains, failure,
+                target.expect.body_contains, failure, index.judge,
             ))
 
     def _opaque(self, hop: Hop) -> bool:
@@ -233,7 +312,7 @@ class ReplayMeasurer:
             return False
         index = self._index
         return handshake_outcome(hop.conn, index.settings.http_timeout,
-                                 index.capture_end).failure is None
+                                 index.capture_end, index.judge).failure is None
 
     def _first_request(self, url: httpx.URL, host: str, port: int) -> TCPConnection | None:
         index = self._index
@@ -299,11 +378,15 @@ def _fits_tcp(conn: TCPConnection) -> bool:
     return conn.bytes_client == 0
 
 
-def _fits_tls(sni: str):  # type: ignore[no-untyped-def]
+def _fits_tls(sni: str, alpn: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """The TLS check offers exactly the target's ALPN list (none when it
+    has none) and sends no application data."""
     def fits(conn: TCPConnection) -> bool:
         if conn.tls is None or conn.tls.client_hello is None:
             return conn.bytes_client == 0  # a connect that failed, or no hello
-        return (conn.tls.client_hello.sni or "").lower() == sni.lower()
+        hello = conn.tls.client_hello
+        return ((hello.sni or "").lower() == sni.lower() and hello.alpn == tuple(alpn)
+                and conn.tls.app_bytes_client == 0)
     return fits
 
 
@@ -312,8 +395,14 @@ def _fits_request(conn: TCPConnection, url: httpx.URL) -> bool:
     if conn.bytes_client == 0:
         return True  # the connect (or the handshake) failed
     if url.scheme == "https":
-        hello = conn.tls.client_hello if conn.tls is not None else None
-        return hello is not None and (hello.sni or "").lower() == host
+        tls = conn.tls
+        hello = tls.client_hello if tls is not None else None
+        if hello is None or (hello.sni or "").lower() != host:
+            return False
+        # A handshake after which the client sent nothing was a TLS check:
+        # a fetch sends its request as soon as the handshake is done.
+        assert tls is not None
+        return tls.t_done is None or tls.app_bytes_client > 0
     return _exchange_for(conn, url) is not None
 
 

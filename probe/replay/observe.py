@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from probe.model import (
@@ -38,6 +39,7 @@ from probe.replay.records import (
     TLSFacts,
 )
 from probe.replay.tls import first_fatal
+from probe.replay.trust import names_server
 from probe.wire.http1 import header
 from probe.wire.tls import Alert
 
@@ -66,6 +68,12 @@ _CERTIFICATE_ALERTS = {
     46: Failure.SSL_INVALID_CERTIFICATE,  # certificate_unknown
 }
 _BAD_CERTIFICATE = 42  # hostname mismatch, but also not yet valid, weak key ...
+
+
+# Why a client that hung up mid-handshake refused the server: (certificates
+# seen, the server name it asked for, capture time) -> the failure its
+# verification gave, None if the chain verifies (probe.replay.trust).
+Judge = Callable[[tuple[bytes, ...], str, float], Failure | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +174,9 @@ def tcp_observation(conn: TCPConnection, settings: CheckSettings, capture_end: f
 # TLS
 
 
-def handshake_outcome(conn: TCPConnection, timeout: float, capture_end: float) -> Outcome:
+def handshake_outcome(
+    conn: TCPConnection, timeout: float, capture_end: float, judge: Judge | None = None
+) -> Outcome:
     """How the handshake on an established connection ended for the client."""
     start = conn.t_synack if conn.t_synack is not None else conn.t_first
     tls = conn.tls
@@ -177,6 +187,9 @@ def handshake_outcome(conn: TCPConnection, timeout: float, capture_end: float) -
         client = first_fatal(tls.alerts, "client")
         if client is not None:
             events.append((client.t, _client_alert_failure(client.alert, tls)))
+        hangup = _client_hangup(conn)
+        if hangup is not None:
+            events.append((hangup, _refusal(conn, tls, hangup, judge)))
         server = first_fatal(tls.alerts, "server")
         if server is not None:
             events.append((server.t, Failure.SSL_FAILED_HANDSHAKE))
@@ -197,6 +210,27 @@ def handshake_outcome(conn: TCPConnection, timeout: float, capture_end: float) -
     return Outcome(Failure.GENERIC_TIMEOUT, _deadline(start, timeout, capture_end))
 
 
+def _client_hangup(conn: TCPConnection) -> float | None:
+    """When the client closed (FIN or RST) after the server's hello, if it did."""
+    tls = conn.tls
+    if tls is None or tls.t_server_hello is None:
+        return None
+    times = [r.t for r in conn.resets if r.by == "client"]
+    if conn.t_fin_client is not None:
+        times.append(conn.t_fin_client)
+    after = [t for t in times if t >= tls.t_server_hello]
+    return min(after, default=None)
+
+
+def _refusal(conn: TCPConnection, tls: TLSFacts, t: float, judge: Judge | None) -> Failure:
+    """A client that hung up mid-handshake without an alert refused the
+    server: for its certificate when verifying it fails (probe.replay.trust)."""
+    sni = tls.client_hello.sni if tls.client_hello is not None else None
+    if tls.certificates and judge is not None:
+        return judge(tls.certificates, sni or conn.server, t) or Failure.SSL_FAILED_HANDSHAKE
+    return Failure.SSL_FAILED_HANDSHAKE
+
+
 def _client_alert_failure(alert: Alert | None, tls: TLSFacts) -> Failure:
     """Why the client aborted, from its alert (None: it was encrypted)."""
     if alert is None:
@@ -207,27 +241,15 @@ def _client_alert_failure(alert: Alert | None, tls: TLSFacts) -> Failure:
         # Mostly a name mismatch; when the certificate is visible and does
         # name the server, it was something else about the certificate.
         sni = tls.client_hello.sni if tls.client_hello else None
-        if tls.certificates and sni and _names_match(tls.certificates[0], sni):
+        if tls.certificates and sni and names_server(tls.certificates[0], sni):
             return Failure.SSL_INVALID_CERTIFICATE
         return Failure.SSL_INVALID_HOSTNAME
     return Failure.SSL_FAILED_HANDSHAKE
 
 
-def _names_match(der: bytes, host: str) -> bool:
-    """RFC 6125 section 6.4: exact or single left-most wildcard label."""
-    host = host.lower().rstrip(".")
-    for name in certificate_from_der(der).names:
-        name = name.lower().rstrip(".")
-        if name == host:
-            return True
-        if name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:]:
-            return True
-    return False
-
-
 def tls_observation(
     conn: TCPConnection, sni: str, alpn: tuple[str, ...], settings: CheckSettings,
-    capture_end: float,
+    capture_end: float, judge: Judge | None = None,
 ) -> tuple[TCPObservation, TLSObservation]:
     """The pair the live TLS check records: its connect, then its handshake."""
     connect = tcp_observation(conn, settings, capture_end)
@@ -240,7 +262,7 @@ def tls_observation(
             conn.server, conn.server_port, offered_sni, offered_alpn, connect.t0, connect.t,
             connect.failure,
         )
-    outcome = handshake_outcome(conn, settings.tls_timeout, capture_end)
+    outcome = handshake_outcome(conn, settings.tls_timeout, capture_end, judge)
     done = outcome.failure is None and tls is not None and tls.server_hello is not None
     return connect, TLSObservation(
         address=conn.server,
@@ -273,13 +295,15 @@ class Hop:
     tls: bool
 
 
-def exchange_outcome(hop: Hop, settings: CheckSettings, capture_end: float) -> Outcome:
+def exchange_outcome(
+    hop: Hop, settings: CheckSettings, capture_end: float, judge: Judge | None = None
+) -> Outcome:
     """How one request ended: connect, TLS, then the response."""
     connect = connect_outcome(hop.conn, settings.http_timeout, capture_end)
     if connect.failure is not None:
         return connect
     if hop.tls:
-        handshake = handshake_outcome(hop.conn, settings.http_timeout, capture_end)
+        handshake = handshake_outcome(hop.conn, settings.http_timeout, capture_end, judge)
         if handshake.failure is not None:
             return handshake
     exchange = hop.exchange
@@ -303,13 +327,13 @@ def exchange_outcome(hop: Hop, settings: CheckSettings, capture_end: float) -> O
 
 def http_observation(
     url: str, method: str, hops: list[Hop], settings: CheckSettings, capture_end: float,
-    body_contains: str | None, redirect_failure: Failure | None,
+    body_contains: str | None, redirect_failure: Failure | None, judge: Judge | None = None,
 ) -> HTTPObservation:
     """The observation of one fetch with its redirects, as ``probe.net.http``
     records it (every IP literal but the servers dialled scrubbed).
     ``redirect_failure``: the redirects went wrong (too many, a bad Location)."""
     first, last = hops[0], hops[-1]
-    outcome = exchange_outcome(last, settings, capture_end)
+    outcome = exchange_outcome(last, settings, capture_end, judge)
     failure = redirect_failure or outcome.failure
     exchange = last.exchange
     keep = {hop.conn.server for hop in hops}

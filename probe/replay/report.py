@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,12 +28,13 @@ from probe.replay.errors import ReplayError
 from probe.replay.match import FlowIndex, ReplayMeasurer
 from probe.replay.records import DNSExchange, Record, TCPConnection
 from probe.replay.tlskeys import KeyLog
+from probe.replay.trust import CertificateJudge
 from probe.report import report_of_run
 from probe.runner import RunOptions, run_testlist
+from probe.testlist import PrefixOverrides, apply_prefix_overrides
 
-# The order targets are matched in (which connection serves which of two
-# identical targets) follows the runner's shuffle; fixing its seed keeps a
-# replay reproducible.
+# Matching does not depend on the runner's order (ReplayMeasurer matches
+# every target up front); a fixed seed keeps the rest of the run repeatable too.
 _SEED = 0
 
 
@@ -100,14 +101,25 @@ def replay_report(
     settings: CheckSettings | None = None,
     keylog: Path | str | None = None,
     probe_info: dict[str, Any] | None = None,
+    overrides: PrefixOverrides | None = None,
+    ca_bundle: Path | str | None = None,
 ) -> ReplayReport:
     """Observations from ``pcap`` for every target of ``testlist``, classified.
 
+    ``settings``, ``overrides`` and ``ca_bundle`` should be the live run's
+    (its ``--resolver`` and timeouts, its ``--prefix-table``/``--default-prefixes``,
+    its ``--ca-bundle``; default: the system store): they decide what a
+    client saw, why it refused a certificate when it did not say
+    (``probe.replay.trust``), and what the classifier expects.
+
     Raises ``ReplayError`` (a capture it cannot read) and ``ValueError``
-    (an unreadable key log); damage part-way through the capture becomes
+    (an unreadable key log or CA bundle); damage part-way through the capture becomes
     ``warnings`` (also recorded in the report's config).
     """
     settings = settings or default_settings()
+    trust = CertificateJudge.from_bundle(ca_bundle) if ca_bundle else CertificateJudge()
+    overrides = overrides or PrefixOverrides()
+    testlist = apply_prefix_overrides(testlist, overrides)
     keys = read_keylog(pcap, keylog)
     targets = [*testlist.controls, *(t for f in testlist.features for t in f.targets)]
     needles = tuple(dict.fromkeys(
@@ -119,9 +131,10 @@ def replay_report(
         [r for r in records if isinstance(r, TCPConnection)],
         settings,
         summary.duration,
+        lambda chain, name, t: trust.failure(chain, name, _moment(pcap, summary.first_ns, t)),
     )
     result = asyncio.run(run_testlist(
-        testlist, ReplayMeasurer(index),
+        testlist, ReplayMeasurer(index, targets),
         RunOptions(parallel=1, endpoint_spacing=0.0, max_time=1e9, seed=_SEED),
     ))
     started = _moment(pcap, summary.first_ns, 0.0)
@@ -132,7 +145,7 @@ def replay_report(
         finished=_moment(pcap, summary.first_ns, summary.duration),
         source={"kind": "replay", "pcap_sha256": pcap_sha256(pcap)},
         probe_info=probe_info or {},
-        config=_config(settings, summary, keys is not None),
+        config=_config(settings, summary, keys is not None, overrides),
     )
     return ReplayReport(report, summary, summary.warnings, started)
 
@@ -153,8 +166,10 @@ def _moment(pcap: Path, first_ns: int | None, offset: float) -> datetime:
         ) from None
 
 
-def _config(settings: CheckSettings, summary: CaptureSummary, keylog: bool) -> dict[str, Any]:
-    return {
+def _config(
+    settings: CheckSettings, summary: CaptureSummary, keylog: bool, overrides: PrefixOverrides
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "replay": {
             "format": summary.format,
             "packets": summary.packets,
@@ -162,4 +177,18 @@ def _config(settings: CheckSettings, summary: CaptureSummary, keylog: bool) -> d
             "warnings": list(summary.warnings),
         },
         "timeouts": settings.timeouts(),
+    }
+    if overrides:
+        # As a live run records them: the analyst must see what was swapped.
+        config["prefix_overrides"] = overrides.describe()
+    return config
+
+
+def verdicts_of(report: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """[verdict, method] of every control, target and feature of a report:
+    what a replay must agree with the live run on."""
+    return {
+        "controls": {t["id"]: [t["verdict"], t["method"]] for t in report["controls"]["targets"]},
+        "targets": {t["id"]: [t["verdict"], t["method"]] for t in report["targets"]},
+        "features": {f["id"]: [f["verdict"], f["method"]] for f in report["features"]},
     }

@@ -15,7 +15,9 @@ the chosen ALPN, the alerts and the HTTP inside. Without one it still
 tells the client's Finished from an alert by the record's size: an
 encrypted alert is 2 bytes of alert, 1 of content type and a 16-byte AEAD
 tag (section 5.2), 19 bytes in all, while a Finished carries a 32- or
-48-byte MAC.
+48-byte MAC. TLS 1.2 encrypts what follows each side's ChangeCipherSpec:
+with the master secret from the key log the tracker reads the alerts and
+the HTTP there too (AEAD suites).
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ class _Side:
     sealed_handshake: HandshakeReader = field(default_factory=HandshakeReader)
     encrypted: bool = False  # records from here on are protected
     finished: bool = False
-    decryptor: tlskeys.RecordDecryptor | None = None
+    decryptor: tlskeys.RecordDecryptor | tlskeys.Record12Decryptor | None = None
+    # TLS 1.2: the keys this side switches to at its ChangeCipherSpec.
+    pending: tlskeys.Record12Decryptor | None = None
     app_bytes: int = 0
 
 
@@ -121,6 +125,7 @@ class TLSTracker:
             # middlebox compatibility (appendix D.4) and it means nothing.
             if not self._tls13:
                 side.encrypted = True
+                side.decryptor, side.pending = side.pending, None
             return
         if kind == ContentType.ALERT and len(record.fragment) == 2:
             self._alerts.append(AlertSeen(t, side.name, parse_alert(record.fragment)))
@@ -152,6 +157,8 @@ class TLSTracker:
                 # Section 2: everything after the ServerHello is protected.
                 self._client.encrypted = self._server.encrypted = True
                 self._start_decryption(server_hello)
+            else:
+                self._prepare_decryption12(server_hello)
         elif kind == HandshakeType.CERTIFICATE and side is self._server:
             self._certificates = parse_certificate(message.body, tls13=False)
 
@@ -160,33 +167,47 @@ class TLSTracker:
         return self._server_hello is not None and self._server_hello.version == TLS13
 
     def _sealed12(self, side: _Side, t: float, record: Record) -> None:
-        """TLS 1.2 after ChangeCipherSpec: the first record is Finished."""
-        if record.content_type == ContentType.HANDSHAKE and not side.finished:
+        """TLS 1.2 after ChangeCipherSpec: the first record is Finished
+        (RFC 5246 section 7.4.9); alerts and data are read when the keys are known."""
+        opened = self._open(side, record)
+        kind = record.content_type
+        if kind == ContentType.HANDSHAKE and not side.finished:
             side.finished = True
             if self._client.finished and self._server.finished:
                 self._t_done = t
-        elif record.content_type == ContentType.ALERT:
-            self._alerts.append(AlertSeen(t, side.name, None))
-        elif record.content_type == ContentType.APPLICATION_DATA:
-            side.app_bytes += len(record.fragment)
+        elif kind == ContentType.ALERT:
+            self._alerts.append(AlertSeen(t, side.name, parse_alert(opened[1][:2]) if opened else None))
+        elif kind == ContentType.APPLICATION_DATA:
+            if opened is None:
+                side.app_bytes += len(record.fragment)
+            else:
+                side.app_bytes += len(opened[1])
+                self._application(side, t, opened[1])
 
     def _sealed13(self, side: _Side, t: float, record: Record) -> None:
         if record.content_type != ContentType.APPLICATION_DATA:
             return
-        if side.decryptor is not None:
-            header = bytes([record.content_type]) + record.version.to_bytes(2, "big") + len(
-                record.fragment
-            ).to_bytes(2, "big")
-            try:
-                inner, content = side.decryptor.open(header, record.fragment)
-            except tlskeys.DecryptError:
-                # Wrong or missing keys for this record: fall back to sizes.
-                self._client.decryptor = self._server.decryptor = None
-                self._decrypted = False
-            else:
-                self._opened(side, t, inner, content)
-                return
-        self._sized(side, t, record)
+        opened = self._open(side, record)
+        if opened is None:
+            self._sized(side, t, record)
+        else:
+            self._opened(side, t, *opened)
+
+    def _open(self, side: _Side, record: Record) -> tuple[int, bytes] | None:
+        """(content type, content) of a protected record, None without its keys."""
+        if side.decryptor is None:
+            return None
+        header = bytes([record.content_type]) + record.version.to_bytes(2, "big") + len(
+            record.fragment
+        ).to_bytes(2, "big")
+        try:
+            return side.decryptor.open(header, record.fragment)
+        except tlskeys.DecryptError:
+            # Wrong or missing keys for this record: fall back to sizes.
+            for each in (self._client, self._server):
+                each.decryptor = each.pending = None
+            self._decrypted = False
+            return None
 
     def _sized(self, side: _Side, t: float, record: Record) -> None:
         """Without keys: the client's first protected record tells the story."""
@@ -245,6 +266,21 @@ class TLSTracker:
             if label in secrets:
                 side.decryptor = tlskeys.RecordDecryptor(hello.cipher_suite, secrets[label])
                 self._decrypted = True
+
+    def _prepare_decryption12(self, hello: ServerHello) -> None:
+        """TLS 1.2: both sides' keys from the master secret, used from each
+        side's ChangeCipherSpec on."""
+        if self._keys is None or self._client_hello is None:
+            return
+        if not tlskeys.supported12(hello.cipher_suite):
+            return
+        secret = self._keys.secrets(self._client_hello.random).get(tlskeys.MASTER_SECRET)
+        if secret is None:
+            return
+        self._client.pending, self._server.pending = tlskeys.decryptors12(
+            hello.cipher_suite, secret, self._client_hello.random, hello.random
+        )
+        self._decrypted = True
 
     def _switch_to_traffic_keys(self, side: _Side) -> None:
         """Section 7.1: after its Finished, a side uses its traffic secret."""

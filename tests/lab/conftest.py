@@ -3,23 +3,55 @@
 Outside CI a machine without them skips the lab tests with a one-line
 reason. In CI (CI=true) a lab test that cannot start FAILS: the verdict
 matrix must never pass by being skipped.
+
+``matrix``: every shipped scenario run once against every shipped list,
+captured, shared by the verdict matrix and the live/replay agreement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from environment import missing, require
 
-# Debian packages: iproute2 (ip, ss, tc), procps (sysctl), nftables, tcpdump, nginx.
-LAB_COMMANDS = ("ip", "ss", "nft", "tc", "tcpdump", "nginx", "sysctl")
+from probe.lab.runner import ListRun, run_scenario
+from probe.lab.scenario import find_scenario, load_scenario
+from probe.testlist import default_testlists
+
+# Debian packages: iproute2 (ip, ss, tc), procps (sysctl), nftables, tcpdump, nginx,
+# and the VPN servers: openvpn, wireguard-go, charon-systemd, strongswan-swanctl,
+# pptpd, xl2tpd (see probe/lab/servers/vpn.py).
+LAB_COMMANDS = ("ip", "ss", "nft", "tc", "tcpdump", "nginx", "sysctl", "openvpn",
+                "wireguard-go", "charon-systemd", "swanctl", "pptpd", "xl2tpd")
 
 
 @pytest.fixture(scope="session")
 def lab_host() -> None:
     """Use in every test that builds a lab."""
     require(root=True, tools=LAB_COMMANDS)
+
+
+class Runs(dict[str, tuple[ListRun, ...]]):
+    """Each scenario's runs, made on first use, each list's run captured
+    (with the probe's key log and CA beside the pcap): one lab per scenario
+    for every test that asks."""
+
+    def __init__(self, captures: Path) -> None:
+        super().__init__()
+        self.captures = captures
+
+    def __missing__(self, name: str) -> tuple[ListRun, ...]:
+        scenario = load_scenario(find_scenario(name))
+        self[name] = run_scenario(scenario, list(default_testlists()),
+                                  capture_dir=self.captures / name)
+        return self[name]
+
+
+@pytest.fixture(scope="session")
+def matrix(lab_host: None, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return Runs(tmp_path_factory.mktemp("captures"))
 
 
 @pytest.fixture(scope="session", autouse=True)

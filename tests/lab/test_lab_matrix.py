@@ -1,47 +1,30 @@
 """The verdict matrix: every shipped scenario x every shipped test list, feature by feature.
 
-One lab per scenario serves the three lists (``run_scenario``), each run
-captured with tcpdump. Every feature's verdict and method must be what
-the scenario file says; a few scenarios also pin the target-level
-evidence that makes them what they are.
+One lab per scenario serves the three lists (the ``matrix`` fixture of
+conftest.py, shared with test_lab_agreement.py), each run captured with
+tcpdump. Every feature's verdict and method must be what the scenario
+file says; a few scenarios also pin the target-level evidence that makes
+them what they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 from scapy.all import DNS, IP, IPv6, PcapReader  # type: ignore[attr-defined]
 
+from probe.capture import keylog_path
 from probe.lab import addressing
-from probe.lab.runner import ListRun, run_scenario
+from probe.lab.capture import ca_bundle_path
+from probe.lab.runner import ListRun
 from probe.lab.scenario import Scenario, load_scenario, shipped_scenarios
-from probe.testlist import default_testlists
+from probe.replay.tlskeys import KeyLog
 
 SCENARIOS = {path.stem: path for path in shipped_scenarios()}
 # Generous for a slow CI machine: blackhole, the slowest, takes about a minute here.
 SCENARIO_TIMEOUT = 400
-
-
-class Runs(dict[str, tuple[ListRun, ...]]):
-    """Each scenario's runs, made on first use: one lab per scenario for every test."""
-
-    def __init__(self, captures: Path) -> None:
-        super().__init__()
-        self.captures = captures
-
-    def __missing__(self, name: str) -> tuple[ListRun, ...]:
-        scenario = load_scenario(SCENARIOS[name])
-        self[name] = run_scenario(scenario, list(default_testlists()),
-                                  capture_dir=self.captures / name)
-        return self[name]
-
-
-@pytest.fixture(scope="session")
-def matrix(lab_host: None, tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    return Runs(tmp_path_factory.mktemp("captures"))
 
 
 def mismatches(runs: tuple[ListRun, ...]) -> list[str]:
@@ -77,6 +60,9 @@ def test_each_run_is_captured_on_the_clients_interface(
 ) -> None:
     for run in matrix[name]:
         assert run.capture is not None and run.capture.name == f"{name}-{run.testlist}.pcap"
+        # What a replay needs beside it: the probe's TLS keys and the CA it trusted.
+        assert len(KeyLog.parse(keylog_path(run.capture).read_bytes().splitlines())) > 0
+        assert ca_bundle_path(run.capture).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
         sources = set()
         dns_packets = 0
         with PcapReader(str(run.capture)) as packets:

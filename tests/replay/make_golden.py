@@ -1,10 +1,11 @@
-"""Regenerate the golden replay fixtures (needs root: it captures on lo).
+"""Regenerate the golden replay fixtures.
 
-    sudo PYTHONPATH=. python tests/replay/make_golden.py [loopback] [censored]
+    sudo PYTHONPATH=. python tests/replay/make_golden.py [loopback] [censored] [lab]
+    PYTHONPATH=. python tests/replay/make_golden.py --again
 
-``loopback`` runs the CLI test list of tests/test_cli.py against the loopback servers of
-tests/servers.py while ``probe.capture`` records the traffic (key log
-included, inside the pcapng), then writes next to the capture:
+``loopback`` (root: it captures on lo) runs the CLI test list of tests/test_cli.py
+against the loopback servers of tests/servers.py while ``probe.capture`` records
+the traffic (key log included, inside the pcapng), then writes next to the capture:
 
 * ``loopback.yaml``: the list, with the ports the servers had;
 * ``loopback.live.json``: the live run's verdicts and methods;
@@ -16,6 +17,18 @@ included, inside the pcapng), then writes next to the capture:
 writes its golden files the same way, checked against the verdicts the
 scenario declares.
 
+``lab`` (root) runs the lab scenarios of ``LAB_CAPTURES`` with their lists,
+captured as ``probe lab run --capture`` does, and replaces ``lab/`` with:
+each ``SCENARIO-LIST.pcap`` with its key log (``.pcap.keylog``) and CA
+(``.pcap.ca.pem``), the live run's verdicts (``.live.json``) and the golden
+files; the shipped lists and controls as they were (``LIST.yaml``,
+``controls.yaml``). It refuses when a live run is not what its scenario
+expects, or when the replay differs from the live run anywhere.
+
+``--again`` captures nothing: it rewrites every golden file from the stored
+captures (after a change to the replay), and refuses when a verdict moves
+away from the live run's (or the scenario's).
+
 The golden tests (tests/replay/test_golden.py) then check that replay keeps
 producing exactly these files, without root and without servers.
 """
@@ -24,34 +37,75 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(Path(__file__).resolve().parent)]
 
-from pcap_golden import FIXTURES, golden_files, verdicts_of
+from pcap_golden import (
+    FIXTURES,
+    LAB_FIXTURES,
+    Golden,
+    golden_files,
+    lab_captures,
+    lab_golden_files,
+    verdicts_of,
+)
 from pcap_scenarios import CENSORED_VERDICTS, censored
 from servers import Lab, make_certs
 from test_cli import write_list
 
-from probe.capture import capture
-from probe.testlist import load_testlist
+from probe.capture import capture, keylog_path
+from probe.lab.agreement import agreement
+from probe.lab.capture import ca_bundle_path
+from probe.lab.runner import run_scenario
+from probe.lab.scenario import find_scenario, load_scenario
+from probe.testlist import default_controls_path, default_testlists, load_testlist
+
+# Scenario -> lists: a few stories, each in one small capture (about 250 KB in all).
+LAB_CAPTURES = {
+    "china-2017": ("whatsapp",),  # SNI and HTTP resets; messaging still reachable
+    "dns-nxdomain": ("facebook",),  # the resolver lies
+    "interception": ("facebook",),  # another CA's certificate, refused silently by HTTPS
+}
 
 
-def write_golden(stem: str, pcap: Path, expected: dict[str, object]) -> None:
-    observations, verdicts = golden_files(pcap, load_testlist(FIXTURES / f"{stem}.yaml"))
+def write_golden(directory: Path, stem: str, golden: Golden, expected: dict[str, object]) -> None:
+    observations, verdicts = golden
     if verdicts["features"] != expected:
         raise SystemExit(f"{stem}: replay gives {verdicts['features']}, expected {expected}")
-    (FIXTURES / f"{stem}.observations.json").write_text(json.dumps(observations, indent=2) + "\n")
-    (FIXTURES / f"{stem}.verdicts.json").write_text(json.dumps(verdicts, indent=2) + "\n")
-    print(f"wrote {pcap} and its golden files")
+    (directory / f"{stem}.observations.json").write_text(_one_per_line(observations))
+    (directory / f"{stem}.verdicts.json").write_text(json.dumps(verdicts, indent=2) + "\n")
+    print(f"wrote the golden files of {directory / stem}")
+
+
+def _one_per_line(observations: dict[str, list[object]]) -> str:
+    """JSON with one line per observation: small, and a change shows as one line."""
+    def listed(seen: list[object]) -> str:
+        lines = [f" {json.dumps(o, separators=(',', ':'))}" for o in seen]
+        return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+
+    targets = (f"{json.dumps(target)}: {listed(seen)}" for target, seen in observations.items())
+    return "{\n" + ",\n".join(targets) + "\n}\n"
+
+
+def _load(path: Path) -> dict[str, object]:
+    return json.loads(path.read_text())
 
 
 def make_censored() -> None:
-    pcap, _ = censored(FIXTURES)
-    write_golden("censored", pcap, CENSORED_VERDICTS)
+    censored(FIXTURES)
+    censored_again()
+
+
+def censored_again() -> None:
+    pcap = FIXTURES / "censored.pcap"
+    write_golden(FIXTURES, "censored", golden_files(pcap, load_testlist(FIXTURES / "censored.yaml")),
+                 CENSORED_VERDICTS)
 
 
 def make_loopback() -> None:
@@ -77,16 +131,69 @@ def make_loopback() -> None:
         lab.stop()
     live = verdicts_of(json.loads(done.stdout))
     (out / "loopback.live.json").write_text(json.dumps(live, indent=2) + "\n")
-    for leftover in sorted(scratch.rglob("*"), reverse=True):
-        leftover.rmdir() if leftover.is_dir() else leftover.unlink()
-    scratch.rmdir()
-    # The whole verdict table, controls and targets too, must match live.
-    if golden_files(pcap, load_testlist(out / "loopback.yaml"))[1] != live:
-        raise SystemExit("replay disagrees with the live run")
-    write_golden("loopback", pcap, live["features"])
+    shutil.rmtree(scratch)
+    loopback_again()
+
+
+def loopback_again() -> None:
+    """The whole verdict table, controls and targets too, must match live."""
+    golden = golden_files(FIXTURES / "loopback.pcapng", load_testlist(FIXTURES / "loopback.yaml"))
+    live = _load(FIXTURES / "loopback.live.json")
+    if golden[1] != live:
+        raise SystemExit("loopback: replay disagrees with the live run")
+    write_golden(FIXTURES, "loopback", golden, live["features"])  # type: ignore[arg-type]
+
+
+def make_lab() -> None:
+    lists = {path.stem: path for path in default_testlists()}
+    with tempfile.TemporaryDirectory(prefix="probe-golden-") as scratch:
+        out = Path(scratch) / "lab"
+        out.mkdir()
+        used = {c for chosen in LAB_CAPTURES.values() for c in chosen}
+        for path in [*(lists[name] for name in sorted(used)), default_controls_path()]:
+            shutil.copyfile(path, out / path.name)  # as they are now, for the replay
+        for name, chosen in LAB_CAPTURES.items():
+            runs = run_scenario(load_scenario(find_scenario(name)), [lists[c] for c in chosen],
+                                capture_dir=Path(scratch) / "captures")
+            for run in runs:
+                stem = f"{name}-{run.testlist}"
+                if not run.ok:
+                    raise SystemExit(f"{stem}: the live run is not what the scenario expects")
+                differing = agreement(run).disagreements
+                if differing:
+                    raise SystemExit(f"{stem}: replay disagrees with the live run: "
+                                     + "; ".join(map(str, differing)))
+                assert run.capture is not None
+                for source in (run.capture, keylog_path(run.capture), ca_bundle_path(run.capture)):
+                    shutil.copyfile(source, out / source.name)  # named SCENARIO-LIST.pcap...
+                (out / f"{stem}.live.json").write_text(
+                    json.dumps(verdicts_of(run.report), indent=2) + "\n")
+        for pcap in sorted(out.glob("*.pcap")):
+            lab_again(pcap)
+        shutil.rmtree(LAB_FIXTURES, ignore_errors=True)
+        shutil.copytree(out, LAB_FIXTURES)
+    print(f"replaced {LAB_FIXTURES}")
+
+
+def lab_again(pcap: Path) -> None:
+    golden = lab_golden_files(pcap)
+    live = _load(pcap.with_suffix(".live.json"))
+    if golden[1] != live:
+        raise SystemExit(f"{pcap.stem}: replay disagrees with the live run")
+    write_golden(pcap.parent, pcap.stem, golden, live["features"])  # type: ignore[arg-type]
+
+
+def again() -> None:
+    censored_again()
+    loopback_again()
+    for pcap in lab_captures():
+        lab_again(pcap)
 
 
 if __name__ == "__main__":
-    chosen = sys.argv[1:] or ["loopback", "censored"]
-    for name in chosen:
-        {"loopback": make_loopback, "censored": make_censored}[name]()
+    if sys.argv[1:] == ["--again"]:
+        again()
+    else:
+        makers = {"loopback": make_loopback, "censored": make_censored, "lab": make_lab}
+        for chosen in sys.argv[1:] or ["loopback", "censored"]:
+            makers[chosen]()

@@ -1,28 +1,49 @@
-"""Golden files: a capture, its test list, and what replay makes of them."""
+"""Golden files: a capture, its test list, and what replay makes of them.
+
+``tests/fixtures/pcaps/`` holds the loopback and packet-built captures;
+``tests/fixtures/pcaps/lab/`` holds lab captures (``SCENARIO-LIST.pcap``
+with the probe's key log and CA beside it, the lists as they were, the
+live run's verdicts), replayed with the lab's options.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from probe.lab.agreement import replay_capture
 from probe.model import TestList
-from probe.replay.report import replay_report
+from probe.replay.report import replay_report, verdicts_of
+
+__all__ = ["FIXTURES", "LAB_FIXTURES", "golden_files", "lab_captures", "lab_golden_files",
+           "lab_list", "verdicts_of"]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pcaps"
+LAB_FIXTURES = FIXTURES / "lab"
+
+Golden = tuple[dict[str, Any], dict[str, Any]]
 
 
-def verdicts_of(report: dict[str, Any]) -> dict[str, Any]:
-    """Verdict and method per target and feature: what must agree with live."""
-    return {
-        "controls": {t["id"]: [t["verdict"], t["method"]] for t in report["controls"]["targets"]},
-        "targets": {t["id"]: [t["verdict"], t["method"]] for t in report["targets"]},
-        "features": {f["id"]: [f["verdict"], f["method"]] for f in report["features"]},
-    }
-
-
-def golden_files(pcap: Path, testlist: TestList) -> tuple[dict[str, Any], dict[str, Any]]:
+def golden_files(pcap: Path, testlist: TestList) -> Golden:
     """(observations per target, verdicts) of replaying ``pcap`` with ``testlist``."""
-    report = replay_report(pcap, testlist).report
+    return _golden(replay_report(pcap, testlist).report)
+
+
+def lab_golden_files(pcap: Path) -> Golden:
+    """The same for a stored lab capture, replayed as the lab's run was made."""
+    return _golden(replay_capture(pcap, lab_list(pcap)).report)
+
+
+def lab_captures() -> list[Path]:
+    return sorted(LAB_FIXTURES.glob("*.pcap"))
+
+
+def lab_list(pcap: Path) -> Path:
+    """``SCENARIO-LIST.pcap`` was a run of ``LIST.yaml``, stored beside it."""
+    return pcap.with_name(pcap.stem.rsplit("-", 1)[1] + ".yaml")
+
+
+def _golden(report: dict[str, Any]) -> Golden:
     observations = {
         t["id"]: t["observations"] for t in report["controls"]["targets"] + report["targets"]
     }

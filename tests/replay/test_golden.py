@@ -1,5 +1,5 @@
 """Replay of the stored captures gives exactly the stored observations and
-verdicts; the loopback capture's verdicts are the live run's."""
+verdicts; the loopback and lab captures' verdicts are their live runs'."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pcap_builders import write_pcap
-from pcap_golden import FIXTURES, golden_files, verdicts_of
+from pcap_golden import (
+    FIXTURES,
+    golden_files,
+    lab_captures,
+    lab_golden_files,
+    verdicts_of,
+)
 
 from probe.capture import keylog_path, write_pcapng
 from probe.replay.capfile import CaptureReader
@@ -34,6 +40,27 @@ def test_replay_reproduces_the_golden_files(stem: str, capture: str) -> None:
 
 def test_loopback_replay_agrees_with_the_live_run() -> None:
     assert _load("loopback.verdicts.json") == _load("loopback.live.json")
+
+
+@pytest.mark.parametrize("pcap", lab_captures(), ids=lambda p: p.stem)
+def test_lab_captures_replay_to_their_golden_files_and_live_verdicts(pcap: Path) -> None:
+    """Runs of the lab (make_golden.py lab), replayed with the lab's options,
+    their key logs and CAs: the same verdicts as live, target by target."""
+    observations, verdicts = lab_golden_files(pcap)
+    assert observations == _load(f"lab/{pcap.stem}.observations.json")
+    assert verdicts == _load(f"lab/{pcap.stem}.verdicts.json") == _load(f"lab/{pcap.stem}.live.json")
+
+
+def test_the_lab_captures_tell_their_stories() -> None:
+    stems = {pcap.stem for pcap in lab_captures()}
+    assert stems >= {"china-2017-whatsapp", "dns-nxdomain-facebook", "interception-facebook"}
+    china = _load("lab/china-2017-whatsapp.live.json")["features"]
+    assert china["messaging"] == ["reachable", "ok"] and china["media"] == ["blocked", "tls-reset"]
+    assert _load("lab/dns-nxdomain-facebook.live.json")["features"]["web"][1] == "dns-nxdomain"
+    # HTTPS refusing the interceptor's certificate hangs up without an alert:
+    # the replay judges the certificate with the CA the run trusted.
+    intercepted = _load("lab/interception-facebook.live.json")["targets"]
+    assert intercepted["https://www.facebook.com/"] == ["blocked", "tls-mitm"]
 
 
 def test_same_capture_list_and_key_give_byte_identical_reports() -> None:
