@@ -35,6 +35,7 @@ __all__ = [
     "TestListError",
     "default_controls_path",
     "default_testlists",
+    "example_testlists",
     "load_testlist",
 ]
 
@@ -216,6 +217,12 @@ def default_testlists() -> tuple[Path, ...]:
     """The shipped test lists (what ``probe run`` measures when given none), by name."""
     folder = default_controls_path().parent
     return tuple(sorted(p for p in folder.glob("*.yaml") if p.name != "controls.yaml"))
+
+
+def example_testlists() -> tuple[Path, ...]:
+    """The shipped templates (testlists/examples/): lists to copy for one's own
+    servers, not run by default; the lab serves their names and checks them."""
+    return tuple(sorted((default_controls_path().parent / "examples").glob("*.yaml")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from pathlib import Path
 
-from probe.testlist import default_testlists, load_testlist
+from probe.testlist import default_testlists, example_testlists, load_testlist
 
 __all__ = [
     "CENSOR_CLIENT_V4",
@@ -71,9 +72,15 @@ def pool_addresses() -> tuple[str, ...]:
     return tuple(server_address(h, v) for h in hosts for v in (4, 6))
 
 
+def lab_lists() -> tuple[Path, ...]:
+    """The lists every lab serves and every scenario judges: the shipped ones
+    and the shipped templates (own-vpn.yaml names one server per VPN protocol)."""
+    return (*default_testlists(), *example_testlists())
+
+
 def lab_names(extra_lists: Iterable[str] = ()) -> tuple[str, ...]:
-    """Every host name of the shipped test lists and ``extra_lists``, controls included, sorted."""
-    paths = [*default_testlists(), *extra_lists]
+    """Every host name of the lab's lists and ``extra_lists``, controls included, sorted."""
+    paths = [*lab_lists(), *extra_lists]
     names: set[str] = set()
     for path in paths:
         testlist = load_testlist(path)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from probe import ui
+from probe.lab import addressing
 from probe.lab.censor import CensorError
 from probe.lab.runner import (
     ListRun,
@@ -30,7 +31,7 @@ from probe.lab.scenario import (
     shipped_scenarios,
 )
 from probe.lab.topology import LabError, destroy_all, require_root, state_dir
-from probe.testlist import TestListError, default_testlists
+from probe.testlist import TestListError
 
 __all__ = ["register"]
 
@@ -86,7 +87,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(find_scenario(args.scenario))
-    lists = list(args.lists) or list(default_testlists())
+    lists = list(args.lists) or list(addressing.lab_lists())
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     require_root()
@@ -103,12 +104,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     scenario = load_scenario(find_scenario(args.scenario))
     require_root()
-    lists = list(default_testlists())
+    lists = list(addressing.lab_lists())
     with lab_up(scenario, lists, keep=True) as lab:
         net = lab.net
         output = state_dir(net.prefix) / "results"
         env = " ".join(f"{k}={v}" for k, v in probe_env(net).items())
-        command = shlex.join(probe_argv(lists, lab.certs, output, ProbeSettings(), quiet=False))
+        command = shlex.join(probe_argv(lists, lab.certs, output, ProbeSettings(), vpn=lab.vpn, quiet=False))
         ui.plain(f"lab {net.prefix} is up with scenario {scenario.name!r}")
         ui.plain(f"  namespaces: {net.client_ns} (the probe), {net.censor_ns}, {net.server_ns}")
         ui.plain(f"  files:      {state_dir(net.prefix)} (certificates, zone, server logs)")

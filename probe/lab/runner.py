@@ -36,6 +36,8 @@ from probe.lab.topology import (
     run_in,
     state_dir,
 )
+from probe.lab.servers.vpn import VPNLab
+from probe.model import TargetKind
 from probe.testlist import PrefixOverrides, load_testlist, parse_cidr_list
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "ListRun",
     "ProbeSettings",
     "lab_overrides",
+    "lab_vpn_keys",
     "lab_up",
     "probe_argv",
     "probe_env",
@@ -105,6 +108,7 @@ class Lab:
     net: LabNet
     certs: LabCerts
     scenario: Scenario
+    vpn: VPNLab  # the keys the lab's VPN servers answer to
 
     def probe(self, testlist: Path, settings: ProbeSettings = ProbeSettings(),
               capture: Path | None = None) -> ListRun:
@@ -127,7 +131,8 @@ class Lab:
             try:
                 result = run_in(
                     self.net.client_ns,
-                    [sys.executable, "-m", *probe_argv([testlist], self.certs, output, settings)],
+                    [sys.executable, "-m",
+                     *probe_argv([testlist], self.certs, output, settings, vpn=self.vpn)],
                     capture_output=True,
                     text=True,
                     env=child_env(**env),
@@ -176,16 +181,24 @@ def lab_up(scenario: Scenario, testlists: Sequence[Path] = (), prefix: str | Non
     of the scenario's own zone.
     """
     names = set(addressing.lab_names(str(p) for p in testlists))
-    zone = scenario.build_zone(addressing.address_plan(names))
+    plan = addressing.address_plan(names)
+    # pptpd and xl2tpd speak IPv4 only, as many such servers do: no AAAA.
+    for host in _hosts_of(testlists, TargetKind.PPTP, TargetKind.L2TP):
+        plan[host] = tuple(a for a in plan[host] if ":" not in a)
+    zone = scenario.build_zone(plan)
     net = create(prefix, addresses=zone.addresses())
     parts: list[LabServers | CensorHandle] = []
     try:
         directory = state_dir(net.prefix)
         certs = make_lab_certs(directory / "certs", sorted(names | set(zone.entries)))
-        parts.append(start_servers(net, zone, certs, directory / "servers"))
+        served = zone.addresses()
+        # TCP 443 of SSTP hosts goes to the SSTP responder, not nginx.
+        sstp = [a for host in _hosts_of(testlists, TargetKind.SSTP) for a in served.get(host, ())]
+        servers = start_servers(net, zone, certs, directory / "servers", sstp_addresses=sstp)
+        parts.append(servers)
         (directory / "censor").mkdir()
         parts.append(apply_censor(net, scenario.censor, directory / "censor"))
-        yield Lab(net, certs, scenario)
+        yield Lab(net, certs, scenario, servers.vpn)
     except BaseException:
         _teardown(net, parts)
         raise
@@ -219,9 +232,10 @@ def compare(
 
 
 def probe_argv(testlists: Sequence[Path], certs: LabCerts, output: Path,
-               settings: ProbeSettings, *, quiet: bool = True) -> list[str]:
+               settings: ProbeSettings, *, vpn: VPNLab, quiet: bool = True) -> list[str]:
     """``probe run ...`` as the lab runs it in the client namespace."""
     overrides = lab_overrides(testlists)
+    keys = lab_vpn_keys(testlists, vpn)
     return [
         "probe", "run", *(str(p.resolve()) for p in testlists),
         "--resolver", RESOLVER,
@@ -233,8 +247,35 @@ def probe_argv(testlists: Sequence[Path], certs: LabCerts, output: Path,
         "--default-prefixes", ",".join(overrides.default),
         *(arg for table, cidrs in sorted(overrides.tables.items())
           for arg in ("--prefix-table", f"{table}={','.join(cidrs)}")),
+        *(arg for name, value in sorted(keys.items()) for arg in ("--vpn-key", f"{name}={value}")),
         *(["--quiet"] if quiet else []),
     ]
+
+
+def lab_vpn_keys(testlists: Sequence[Path], vpn: VPNLab) -> dict[str, str]:
+    """The lab's key for every key name the lists' VPN targets use (``--vpn-key``).
+
+    Whatever a list says (Cloudflare's real key, or no value at all), its
+    WireGuard targets meet the lab's wireguard-go and its OpenVPN targets
+    the lab's tls-auth and tls-crypt servers: they get the lab's keys.
+    Key files go by path (``@FILE``), as a user would pass a ta.key.
+    """
+    keys: dict[str, str] = {}
+    for path in testlists:
+        for feature in load_testlist(path).features:
+            for target in feature.targets:
+                options = target.vpn
+                if options is None:
+                    continue
+                if target.kind is TargetKind.WIREGUARD:
+                    keys[options.key or ""] = vpn.wireguard_public_key
+                    keys[options.client_key or ""] = vpn.wireguard_client_key
+                elif options.control == "tls-auth":
+                    keys[options.key or ""] = f"@{vpn.tls_auth_key}"
+                elif options.control == "tls-crypt":
+                    keys[options.key or ""] = f"@{vpn.tls_crypt_key}"
+    keys.pop("", None)  # a target that names no key
+    return keys
 
 
 def lab_overrides(testlists: Sequence[Path]) -> PrefixOverrides:
@@ -260,6 +301,13 @@ def _prefix_tables(path: Path) -> set[str]:
     testlist = load_testlist(path)
     targets = [*testlist.controls, *(t for f in testlist.features for t in f.targets)]
     return {t.expect.prefix_table for t in targets if t.expect.prefix_table}
+
+
+def _hosts_of(testlists: Sequence[Path], *kinds: TargetKind) -> set[str]:
+    """Host names of the lab's (and ``testlists``') targets of these kinds."""
+    paths = [*addressing.lab_lists(), *testlists]
+    return {t.host for path in paths for f in load_testlist(path).features for t in f.targets
+            if t.kind in kinds}
 
 
 def _list_name(path: Path) -> str:

@@ -68,11 +68,21 @@ async def handshake(
     t0 = clock.now()
     observations: list[Observation] = []
     try:
-        async with asyncio.timeout(timeout):
-            if conversation.transport == "udp":
-                failure = await _datagrams(conversation, address, port, dialer, record, timeout)
-            else:
-                failure = await _stream(conversation, address, port, dialer, record, observations, t0)
+        if conversation.transport == "udp":
+            async with asyncio.timeout(timeout):
+                failure = await _datagrams(conversation, address, port, dialer, record)
+        else:
+            # The connect is bounded on its own and recorded whatever happens,
+            # so a blackholed address reads tcp-timeout, not handshake-timeout.
+            try:
+                reader, writer = await dialer.open_tcp(address, port, timeout)
+            except Exception as exc:
+                failure = failure_from_exception(exc)
+                observations.append(TCPObservation(address, port, t0, clock.now(), failure))
+                raise CheckError(failure, "connect failed") from None
+            observations.append(TCPObservation(address, port, t0, clock.now(), None))
+            async with asyncio.timeout(timeout):
+                failure = await _stream(conversation, reader, writer, record)
     except TimeoutError:
         failure = Failure.GENERIC_TIMEOUT
     except CheckError as exc:
@@ -89,7 +99,6 @@ async def handshake(
 
 async def _datagrams(
     conversation: Conversation, address: str, port: int, dialer: Dialer, record: _Record,
-    timeout: float,
 ) -> Failure | None:
     endpoint = await dialer.open_udp(address, port)
     try:
@@ -116,17 +125,9 @@ async def _datagrams(
 
 
 async def _stream(
-    conversation: Conversation, address: str, port: int, dialer: Dialer, record: _Record,
-    observations: list[Observation], t0: float,
+    conversation: Conversation, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    record: _Record,
 ) -> Failure | None:
-    clock = record.clock
-    try:
-        reader, writer = await dialer.open_tcp(address, port, None)
-    except Exception as exc:
-        failure = failure_from_exception(exc)
-        observations.append(TCPObservation(address, port, t0, clock.now(), failure))
-        raise CheckError(failure, "connect failed") from None
-    observations.append(TCPObservation(address, port, t0, clock.now(), None))
     try:
         if conversation.tls:
             # SSTP servers commonly present self-signed certificates: the check

@@ -18,7 +18,7 @@ from environment import missing, require
 
 from probe.lab.runner import ListRun, run_scenario
 from probe.lab.scenario import find_scenario, load_scenario
-from probe.testlist import default_testlists
+from probe.lab import addressing
 
 # Debian packages: iproute2 (ip, ss, tc), procps (sysctl), nftables, tcpdump, nginx,
 # and the VPN servers: openvpn, wireguard-go, charon-systemd, strongswan-swanctl,
@@ -44,7 +44,7 @@ class Runs(dict[str, tuple[ListRun, ...]]):
 
     def __missing__(self, name: str) -> tuple[ListRun, ...]:
         scenario = load_scenario(find_scenario(name))
-        self[name] = run_scenario(scenario, list(default_testlists()),
+        self[name] = run_scenario(scenario, list(addressing.lab_lists()),
                                   capture_dir=self.captures / name)
         return self[name]
 

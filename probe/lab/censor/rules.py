@@ -262,8 +262,12 @@ def _udp_drop(rule: UDPDrop, zone: Zone) -> list[str]:
     selector = _resolve(rule.selector, zone)
     if not rule.except_ports:
         return _drop(selector, "udp")
-    every_but = replace(selector, ports=rule.except_ports)
-    return [f"{m} drop" for m in _matches(every_but, "udp", "to", but=True)]
+    # By the flow's first destination port (conntrack): a DNS answer comes
+    # *from* 53 to any port and must pass too. Not "udp dport != .. udp
+    # sport != ..": nft merges adjacent port matches into one comparison,
+    # which then spares only packets with both ports excepted.
+    spared = f"ct original proto-dst != {_set(rule.except_ports)}"
+    return [f"{m} {spared} drop" for m in _matches(replace(selector, ports=()), "udp", "to")]
 
 
 def _protocol_drop(protocol: int, selector: Selector, zone: Zone) -> list[str]:
