@@ -44,6 +44,7 @@ __all__ = [
     "create",
     "destroy",
     "destroy_all",
+    "in_use_elsewhere",
     "lab_prefixes",
     "popen_in",
     "require_root",
@@ -68,6 +69,7 @@ _MAC = {
     "censor/sv0": "02:00:5e:00:02:01",
     "server/eth0": "02:00:5e:00:02:02",
 }
+_OWNER = "owner.pid"  # in the lab's state directory: the creating process
 _GSO_MAX = 1500  # bytes: no packet bigger than the links' MTU (see _up)
 _KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a lab's processes
 
@@ -131,10 +133,22 @@ def create(
     )
     try:
         _build(net)
+        # Who made it: a test session cleaning up after itself must not
+        # remove a lab another live process is still using.
+        (state_dir(prefix) / _OWNER).write_text(str(os.getpid()))
     except BaseException:
         destroy(prefix)
         raise
     return net
+
+
+def in_use_elsewhere(prefix: str) -> bool:
+    """Whether another process that is still running created this lab."""
+    try:
+        owner = int((state_dir(prefix) / _OWNER).read_text())
+    except (OSError, ValueError):
+        return False
+    return owner != os.getpid() and _alive(owner)
 
 
 def destroy(prefix: str) -> None:

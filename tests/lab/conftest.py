@@ -58,7 +58,8 @@ def matrix(lab_host: None, tmp_path_factory: pytest.TempPathFactory) -> Runs:
 def no_lab_left_behind() -> Iterator[None]:
     """A safety net: labs this session created and did not remove go at its end.
 
-    Labs that existed before the session (someone else's) are left alone.
+    Labs that existed before the session, and labs another running process
+    made meanwhile (a teammate's test run), are left alone.
     """
     if missing(root=True, tools=LAB_COMMANDS) is not None:
         yield
@@ -68,4 +69,5 @@ def no_lab_left_behind() -> Iterator[None]:
     before = set(topology.lab_prefixes())
     yield
     for prefix in set(topology.lab_prefixes()) - before:
-        topology.destroy(prefix)
+        if not topology.in_use_elsewhere(prefix):
+            topology.destroy(prefix)

@@ -31,7 +31,7 @@ def test_list_shows_every_shipped_scenario(capsys: pytest.CaptureFixture[str]) -
     assert lab("list") == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == [p.stem for p in shipped_scenarios()]
-    assert all(line.endswith("[facebook, vpn, whatsapp]") for line in lines)
+    assert all(line.endswith("[facebook, own-vpn, vpn, whatsapp]") for line in lines)
 
 
 def test_an_unknown_scenario_is_an_input_error(capsys: pytest.CaptureFixture[str]) -> None:
