@@ -24,7 +24,7 @@ __all__ = [
 
 INTERCEPT_PORT = 8443
 INTERCEPTED_TITLE = "intercepted by the lab censor"
-PAGE_SIZE = 256 * 1024  # bytes of padding after each page of the main server
+PAGE_SIZE = 96 * 1024  # bytes of padding after each page: above the 64 KiB a rate needs, small enough for captures
 _PADDING = "padding.html"
 
 
