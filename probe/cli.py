@@ -34,6 +34,7 @@ from probe.net.guard import AllowList
 from probe.net.plan import CheckSettings, Measurer
 from probe.net.tls import TrustStore
 from probe.replay import ReplayError, flow_account, replay_report
+from probe.replay.vpnkeys import read_vpn_keys
 from probe.report import (
     ReportError,
     free_stem,
@@ -115,30 +116,11 @@ def _parser() -> argparse.ArgumentParser:
         help="system (default, from /etc/resolv.conf), udp://ADDR[:PORT], "
         "tcp://ADDR[:PORT] or https://HOST/dns-query (DoH)",
     )
-    run.add_argument("--ca-bundle", metavar="FILE", help="trust these CAs instead of the system store")
     run.add_argument("--parallel", type=_positive_int, default=8, metavar="N", help="concurrent checks (default 8)")
     run.add_argument("--max-time", type=float, default=600.0, metavar="SECONDS", help="wall-time budget per list (default 600)")
     run.add_argument("--output-dir", type=Path, default=Path("results"), metavar="DIR", help="where reports go (default results/)")
     run.add_argument("--seed", type=int, help="seed for the random target order (for reproducible runs)")
-    run.add_argument(
-        "--prefix-table",
-        action="append",
-        default=[],
-        metavar="NAME=CIDR,...",
-        help="replace the list's prefix table NAME (e.g. with fresher ranges, or a lab's)",
-    )
-    run.add_argument(
-        "--default-prefixes",
-        metavar="CIDR,...",
-        help="expected prefixes for every target that has none (e.g. a lab's own ranges)",
-    )
-    run.add_argument(
-        "--vpn-key",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE|NAME=@FILE",
-        help="give the list's VPN key NAME (a WireGuard key, an OpenVPN tls-auth/tls-crypt key file); never written to the report",
-    )
+    _add_run_options(run)
     _add_probe_info_arguments(run)
     run.add_argument(
         "--capture",
@@ -185,12 +167,14 @@ def _parser() -> argparse.ArgumentParser:
         "replay",
         help="classify a recorded capture, or tell what happened in it",
         description="Replay a pcap/pcapng capture. With --list: the same observations, "
-        "verdicts and signed report a live run gives. Without: one line per flow.",
+        "verdicts and signed report a live run gives (give it the run's --ca-bundle, "
+        "--prefix-table, --default-prefixes and --vpn-key). Without: one line per flow.",
     )
     replay.add_argument("pcap", type=Path, metavar="FILE")
     replay.add_argument("--list", dest="testlist", metavar="LIST", help="test list to classify against")
     replay.add_argument("--keylog", type=Path, metavar="FILE", help="TLS key log (default: FILE.keylog beside a .pcap, or keys inside a .pcapng)")
     replay.add_argument("--output-dir", type=Path, default=Path("results"), metavar="DIR", help="where the report goes (default results/)")
+    _add_run_options(replay)
     _add_probe_info_arguments(replay)
     replay_output = replay.add_mutually_exclusive_group()
     replay_output.add_argument("--quiet", action="store_true", help="print only the report path")
@@ -205,6 +189,40 @@ def _parser() -> argparse.ArgumentParser:
 
     register_lab(sub)
     return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a run that shape its verdicts: ``probe replay`` takes
+    them too, to judge a capture as its live run was judged."""
+    parser.add_argument("--ca-bundle", metavar="FILE", help="trust these CAs instead of the system store")
+    parser.add_argument(
+        "--prefix-table",
+        action="append",
+        default=[],
+        metavar="NAME=CIDR,...",
+        help="replace the list's prefix table NAME (e.g. with fresher ranges, or a lab's)",
+    )
+    parser.add_argument(
+        "--default-prefixes",
+        metavar="CIDR,...",
+        help="expected prefixes for every target that has none (e.g. a lab's own ranges)",
+    )
+    parser.add_argument(
+        "--vpn-key",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE|NAME=@FILE",
+        help="give the list's VPN key NAME (a WireGuard key, an OpenVPN tls-auth/tls-crypt key file); never written to the report",
+    )
+
+
+def _prefix_overrides(args: argparse.Namespace) -> PrefixOverrides:
+    return PrefixOverrides(
+        tables=dict(parse_prefix_table(text) for text in args.prefix_table),
+        default=parse_cidr_list(args.default_prefixes, "--default-prefixes")
+        if args.default_prefixes
+        else (),
+    )
 
 
 def _add_probe_info_arguments(parser: argparse.ArgumentParser) -> None:
@@ -256,12 +274,7 @@ class RunSetup:
 
 def cmd_run(args: argparse.Namespace) -> int:
     paths = args.lists or [str(p) for p in default_testlists()]
-    overrides = PrefixOverrides(
-        tables=dict(parse_prefix_table(text) for text in args.prefix_table),
-        default=parse_cidr_list(args.default_prefixes, "--default-prefixes")
-        if args.default_prefixes
-        else (),
-    )
+    overrides = _prefix_overrides(args)
     vpn_keys = dict(parse_vpn_key(text) for text in args.vpn_key)
     # Every input error surfaces before any traffic.
     testlists = [
@@ -359,7 +372,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _replay_account(args)
     testlist = load_testlist(args.testlist)
     key = load_or_create_key()
-    replayed = replay_report(args.pcap, testlist, keylog=args.keylog, probe_info=_probe_info(args))
+    # Keys a lab left beside its capture, then the ones given here.
+    vpn_keys = read_vpn_keys(args.pcap) | dict(parse_vpn_key(text) for text in args.vpn_key)
+    replayed = replay_report(
+        args.pcap, testlist, keylog=args.keylog, probe_info=_probe_info(args),
+        overrides=_prefix_overrides(args), ca_bundle=args.ca_bundle, vpn_keys=vpn_keys,
+    )
     for warning in replayed.warnings:
         ui.warning(warning)
     signed = sign_report(replayed.report, key)

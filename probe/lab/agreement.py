@@ -4,9 +4,10 @@ A run captured by :meth:`probe.lab.runner.Lab.probe` (tcpdump on the
 client's interface, the probe's TLS key log beside the file) is replayed
 through ``probe.replay`` with what shaped the live run and could shape a
 verdict: the same list, the lab's prefix overrides (``lab_overrides``),
-the lab's resolver with the live timeouts, and the CA the probe trusted
-(copied beside the capture, ``ca_bundle_path``). Whatever then differs, control,
-target or feature, is a :class:`Disagreement`. See docs/replay.md.
+the lab's resolver with the live timeouts, the CA the probe trusted
+(copied beside the capture, ``ca_bundle_path``) and the VPN keys it was
+given (kept beside it, ``probe.replay.vpnkeys``). Whatever then differs,
+control, target or feature, is a :class:`Disagreement`. See docs/replay.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from probe.lab.runner import RESOLVER, ListRun, lab_overrides
 from probe.net.dns import parse_resolver
 from probe.net.plan import CheckSettings
 from probe.replay.report import ReplayReport, replay_report, verdicts_of
+from probe.replay.vpnkeys import read_vpn_keys
 from probe.testlist import load_testlist
 
 __all__ = ["Agreement", "Disagreement", "agreement", "replay_capture", "replay_run"]
@@ -60,14 +62,15 @@ def replay_run(run: ListRun) -> ReplayReport:
 
 
 def replay_capture(capture: Path, testlist: Path) -> ReplayReport:
-    """Replay a lab capture (its key log and CA beside it) of ``testlist``
-    with the options the lab runs the probe with."""
+    """Replay a lab capture (its key log, CA and VPN keys beside it) of
+    ``testlist`` with the options the lab runs the probe with."""
     return replay_report(
         capture,
         load_testlist(testlist),
         settings=CheckSettings(resolver=parse_resolver(RESOLVER)),
         overrides=lab_overrides([testlist]),
         ca_bundle=ca_bundle_path(capture),
+        vpn_keys=read_vpn_keys(capture),
     )
 
 

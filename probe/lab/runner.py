@@ -38,6 +38,7 @@ from probe.lab.topology import (
 )
 from probe.lab.servers.vpn import VPNLab
 from probe.model import TargetKind
+from probe.replay.vpnkeys import write_vpn_keys
 from probe.testlist import PrefixOverrides, load_testlist, parse_cidr_list
 
 __all__ = [
@@ -128,6 +129,8 @@ class Lab:
                 keys.unlink(missing_ok=True)  # OpenSSL appends to a key log
                 env["SSLKEYLOGFILE"] = str(keys.resolve())
                 shutil.copyfile(self.certs.ca, ca_bundle_path(capture))
+                # The lab's key files go with the lab: keep what replay needs.
+                write_vpn_keys(capture, lab_vpn_keys([testlist], self.vpn))
             try:
                 result = run_in(
                     self.net.client_ns,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from probe.model import Target, TargetKind
 from probe.wire import WireError, ikev2, l2tp, openvpn, pptp, sstp, wireguard
 
-__all__ = ["Conversation", "Heard", "conversation_for"]
+__all__ = ["Conversation", "Heard", "answerable", "conversation_for"]
 
 # The IKEv2 group offered first: curve25519 (RFC 8031), which strongSwan and
 # most current responders accept; one that is not gets INVALID_KE_PAYLOAD,
@@ -334,13 +334,21 @@ def conversation_for(
     and the conversation is marked not ``answerable``.
     """
     conversation = _build(target, port, keys, random)
-    options = target.vpn
-    if options is not None:
-        needed = [options.key] if target.kind is TargetKind.WIREGUARD or options.control else []
-        if target.kind is TargetKind.WIREGUARD:
-            needed.append(options.client_key)
-        conversation.answerable = all(keys.get(name or "") for name in needed)
+    conversation.answerable = answerable(target, keys)
     return conversation
+
+
+def answerable(target: Target, keys: Mapping[str, str]) -> bool:
+    """Whether ``keys`` hold every key the target's server demands before
+    it answers (tls-auth/tls-crypt, a WireGuard peer's keys); a replay
+    judges a capture by the same rule."""
+    options = target.vpn
+    if options is None:
+        return True
+    needed = [options.key] if target.kind is TargetKind.WIREGUARD or options.control else []
+    if target.kind is TargetKind.WIREGUARD:
+        needed.append(options.client_key)
+    return all(keys.get(name or "") for name in needed)
 
 
 def _build(

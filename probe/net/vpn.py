@@ -153,7 +153,8 @@ async def _stream(
 
 
 def _unverified() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # create_default_context honours SSLKEYLOGFILE, so a capture can be replayed.
+    context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context

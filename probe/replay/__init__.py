@@ -2,8 +2,9 @@
 
 Read a capture (``capfile``), decode headers (``decode``), follow flows
 (``engine``: DNS exchanges, TCP connections with TLS and HTTP, UDP flows),
-turn them into the probe's observations (``observe``), match them to a test
-list's targets (``match``) and classify them like a live run (``report``).
+turn them into the probe's observations (``observe``; ``handshake`` for VPN
+first exchanges), match them to a test list's targets (``match``) and
+classify them like a live run (``report``).
 Without a list, ``account`` says what happened, flow by flow. See
 docs/replay.md.
 """

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from typing import Protocol
 
 from probe.replay.decode import ACK, FIN, RST, SYN
-from probe.replay.records import HTTPExchange, ICMPError, Reset, TCPConnection, TLSFacts
+from probe.replay.records import (
+    Chunk,
+    HTTPExchange,
+    ICMPError,
+    Reset,
+    TCPConnection,
+    TLSFacts,
+)
 from probe.replay.stream import Stream
 
 _MAX_RESETS = 8
@@ -31,7 +38,7 @@ class Analyzer(Protocol):
 
     def eof(self, from_client: bool, t: float) -> None: ...
 
-    def outcome(self) -> tuple[TLSFacts | None, tuple[HTTPExchange, ...]]: ...
+    def outcome(self) -> tuple[TLSFacts | None, tuple[HTTPExchange, ...], tuple[Chunk, ...]]: ...
 
 
 # Chooses an analyser from the client's first bytes (None: not interesting).
@@ -43,6 +50,7 @@ class Connection:
         "_choose",
         "_early",
         "_eof",
+        "aborted",
         "analyzer",
         "client",
         "client_port",
@@ -92,6 +100,8 @@ class Connection:
         self.t_client_data: float | None = None
         self.t_server_data: float | None = None
         self.closed: float | None = None  # when it was reset, or both sides FINed
+        # The client reset the connection: nothing that arrives later reaches it.
+        self.aborted = False
         self.to_server = Stream()
         self.to_client = Stream()
         self.analyzer: Analyzer | None = None
@@ -114,6 +124,7 @@ class Connection:
                 ))
             if self.closed is None:
                 self.closed = t
+            self.aborted |= from_client
             return
         stream = self.to_server if from_client else self.to_client
         if flags & SYN:
@@ -151,7 +162,7 @@ class Connection:
             self.t_client_data = t
         elif not from_client and self.t_server_data is None:
             self.t_server_data = t
-        if not self.feeding:
+        if not self.feeding or (self.aborted and not from_client):
             stream.count(seq, len(payload))
             return
         data = stream.segment(seq, payload)
@@ -182,7 +193,7 @@ class Connection:
 
     def record(self) -> TCPConnection:
         """The finished connection's facts."""
-        tls, http = self.analyzer.outcome() if self.analyzer is not None else (None, ())
+        tls, http, chunks = self.analyzer.outcome() if self.analyzer is not None else (None, (), ())
         return TCPConnection(
             client=self.client,
             client_port=self.client_port,
@@ -207,6 +218,7 @@ class Connection:
             http=http,
             gap=self.to_server.gap or self.to_client.gap
             or bool(self.to_server.pending) or bool(self.to_client.pending),
+            chunks=chunks,
         )
 
 

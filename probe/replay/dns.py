@@ -350,5 +350,5 @@ class DNSStream:
     def eof(self, from_client: bool, t: float) -> None:
         """Nothing to finish: each message is complete when its bytes are."""
 
-    def outcome(self) -> tuple[None, tuple[()]]:
-        return None, ()  # the exchanges went to the tracker
+    def outcome(self) -> tuple[None, tuple[()], tuple[()]]:
+        return None, (), ()  # the exchanges went to the tracker

@@ -19,13 +19,19 @@ from dataclasses import dataclass, field
 
 from probe.replay import dns as replay_dns
 from probe.replay.capfile import CaptureReader
+from probe.replay.chunks import ChunkLog
 from probe.replay.connection import Analyzer, Connection
 from probe.replay.decode import ACK, ICMP_ERROR, SYN, TCP, UDP, Decoder, decoder_for
 from probe.replay.http import HTTPTracker
 from probe.replay.records import ICMPError, Record, UDPFlow
-from probe.replay.tls import TLSTracker
+from probe.replay.tls import Inner, TLSTracker
 from probe.replay.tlskeys import KeyLog
+from probe.wire import sstp
 from probe.wire.http1 import looks_like_request
+
+# What an SSTP client sends first inside TLS ([MS-SSTP] section 3.2.5):
+# a request line that HTTP/1.x readers refuse (its Content-Length is 20 digits).
+_SSTP_REQUEST = f"{sstp.METHOD} ".encode()
 
 # Seconds of capture time between sweeps for finished flows.
 _SWEEP_EVERY = 1.0
@@ -67,6 +73,7 @@ class _UDP:
     t_last: float
     counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # packets c/s, bytes c/s
     icmp: ICMPError | None = None
+    datagrams: ChunkLog = field(default_factory=ChunkLog)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -167,7 +174,7 @@ class Extractor:
         connection.packet(t, src == connection.key[0] and sport == connection.key[1],
                           ttl, ip_id, flags, seq, payload)
 
-    def _choose(self, connection: Connection, first: bytes) -> Analyzer | None:
+    def _choose(self, connection: Connection, first: bytes) -> Analyzer:
         """The analyser for a connection, from the client's first bytes."""
         server = (connection.key[2], connection.server_port)
         if connection.server_port == replay_dns.DNS_PORT or server in self._dns.servers:
@@ -175,10 +182,17 @@ class Extractor:
         if first[:1] == b"\x16" and first[1:2] == b"\x03":
             # The factory gets the address, not the connection: a reference
             # back to the connection would make a cycle (see run()).
-            return TLSTracker(self._keylog(), functools.partial(self._http, connection.server))
+            return TLSTracker(self._keylog(), functools.partial(self._inner, connection.server))
         if looks_like_request(first):
             return self._http(connection.server)
-        return None
+        # Another protocol (OpenVPN, PPTP ...): its first bytes, for later.
+        return ChunkLog()
+
+    def _inner(self, server: str, from_client: bool, first: bytes) -> Inner:
+        """What reads the application data of a TLS connection."""
+        if from_client and first.startswith(_SSTP_REQUEST):
+            return ChunkLog()
+        return self._http(server)
 
     def _http(self, server: str) -> HTTPTracker:
         return HTTPTracker(server, self._options.body_cap, self._options.needles)
@@ -217,11 +231,11 @@ class Extractor:
             if tracker.expects(backward):
                 tracker.response(t, backward, message, ttl, ip_id)
                 return
-        self._udp_flow(t, forward, backward, len(payload))
+        self._udp_flow(t, forward, backward, payload)
 
     def _udp_flow(
         self, t: float, forward: tuple[bytes, int, bytes, int],
-        backward: tuple[bytes, int, bytes, int], size: int,
+        backward: tuple[bytes, int, bytes, int], payload: bytes,
     ) -> None:
         flow = self._udp.get(forward)
         if flow is None:
@@ -229,8 +243,9 @@ class Extractor:
             self._udp[forward] = self._udp[backward] = flow
         side = 0 if flow.key == forward else 1
         flow.counts[side] += 1
-        flow.counts[2 + side] += size
+        flow.counts[2 + side] += len(payload)
         flow.t_last = t
+        flow.datagrams.add(t, side == 0, payload)
 
     def _finish_udp(self, flow: _UDP) -> None:
         key = flow.key
@@ -242,6 +257,7 @@ class Extractor:
             t_first=round(flow.t_first, 6), t_last=round(flow.t_last, 6),
             packets_client=packets_c, packets_server=packets_s,
             bytes_client=bytes_c, bytes_server=bytes_s, icmp=flow.icmp,
+            datagrams=flow.datagrams.chunks,
         ))
 
     # -- ICMP --------------------------------------------------------------------

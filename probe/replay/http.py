@@ -36,6 +36,7 @@ class _Pending:
     truncated: bool = False
     complete: bool = False
     t_end: float | None = None
+    t_body: float | None = None  # the last body byte kept arrived
 
 
 class HTTPTracker:
@@ -114,14 +115,16 @@ class HTTPTracker:
                 continue  # unsolicited, or part of an interim response
             elif isinstance(event, BodyData):
                 room = self._cap - len(head.body)
+                if room > 0 and event.data:
+                    head.t_body = t
                 head.body += event.data[:room]
                 head.truncated |= len(event.data) > room
             else:
                 head.complete, head.t_end = True, t
                 self._done.append(self._exchange(self._pending.popleft()))
 
-    def outcome(self) -> tuple[None, tuple[HTTPExchange, ...]]:
-        return None, self.exchanges()
+    def outcome(self) -> tuple[None, tuple[HTTPExchange, ...], tuple[()]]:
+        return None, self.exchanges(), ()
 
     def exchanges(self) -> tuple[HTTPExchange, ...]:
         """Every exchange, finished ones first, then those cut short."""
@@ -150,6 +153,7 @@ class HTTPTracker:
             ),
             complete=p.complete,
             t_end=p.t_end,
+            t_body=p.t_body,
         )
 
 

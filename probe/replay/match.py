@@ -10,7 +10,10 @@ flows that carried that target's traffic:
   at most ``max_addresses``), the connection to that address and port:
   its connect (and its handshake, for tls);
 * http / https: the lookups of the URL's host, the lookups of redirect
-  hosts, then one HTTP observation for the fetch and its redirects.
+  hosts, then one HTTP observation for the fetch and its redirects;
+* VPN kinds: the lookups, then per address the handshake: its UDP flow,
+  or its TCP connection (connect and handshake), whose client opened with
+  the protocol's first message (``probe.replay.handshake``).
 
 Flows are matched by name (DNS question, TLS SNI, HTTP Host) and by
 address and port (the addresses the target's lookups returned). A
@@ -22,7 +25,7 @@ lookup made last before it, so each target reads the answers its
 connections were made with.
 
 Targets are matched in a fixed order, the most particular first
-(controls, then dns, tcp, tls, http/https, each in list order), not in
+(controls, then dns, tcp, tls, VPN, http/https, each in list order), not in
 the order a run happens to measure them: a TLS check's ClientHello
 carries exactly the target's ALPN list and its connection never carries
 data, so it is told apart from an HTTPS request to the same server
@@ -33,14 +36,22 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, zip_longest
 
 import httpx
 
-from probe.model import DNSObservation, Failure, Observation, Target, TargetKind
+from probe.model import (
+    VPN_KINDS,
+    DNSObservation,
+    Failure,
+    Observation,
+    Target,
+    TargetKind,
+)
 from probe.net.dialer import is_ip_literal, url_host
 from probe.net.plan import CheckSettings
+from probe.replay import handshake
 from probe.replay.observe import (
     Hop,
     Judge,
@@ -50,8 +61,10 @@ from probe.replay.observe import (
     tcp_observation,
     tls_observation,
 )
-from probe.replay.records import DNSExchange, HTTPExchange, TCPConnection
+from probe.replay.records import DNSExchange, HTTPExchange, TCPConnection, UDPFlow
 from probe.wire.http1 import header
+
+Flow = TCPConnection | UDPFlow
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_REDIRECTS = 5  # probe.net.http.fetch's default
@@ -66,16 +79,19 @@ def _address(text: str) -> str:
         return text
 
 
-def _start(conn: TCPConnection) -> float:
-    return conn.t_syn if conn.t_syn is not None else conn.t_first
+def _start(flow: Flow) -> float:
+    if isinstance(flow, TCPConnection) and flow.t_syn is not None:
+        return flow.t_syn
+    return flow.t_first
 
 
 class FlowIndex:
-    """The capture's DNS exchanges and TCP connections, searchable."""
+    """The capture's DNS exchanges, TCP connections and UDP flows, searchable."""
 
     def __init__(
         self, exchanges: Sequence[DNSExchange], connections: Sequence[TCPConnection],
         settings: CheckSettings, capture_end: float, judge: Judge | None = None,
+        datagrams: Sequence[UDPFlow] = (),
     ) -> None:
         self.settings = settings
         self.capture_end = capture_end
@@ -88,6 +104,9 @@ class FlowIndex:
         self._connections: dict[tuple[str, int], list[TCPConnection]] = defaultdict(list)
         for conn in sorted(connections, key=_start):
             self._connections[(_address(conn.server), conn.server_port)].append(conn)
+        self._datagrams: dict[tuple[str, int], list[UDPFlow]] = defaultdict(list)
+        for flow in sorted(datagrams, key=_start):
+            self._datagrams[(_address(flow.server), flow.server_port)].append(flow)
         self._claimed: set[int] = set()
         self._claimed_lookups: set[int] = set()
 
@@ -136,12 +155,17 @@ class FlowIndex:
         return [c for c in self._connections.get((_address(address), port), [])
                 if id(c) not in self._claimed]
 
-    def claim(self, conn: TCPConnection) -> None:
-        self._claimed.add(id(conn))
+    def datagrams(self, address: str, port: int) -> list[UDPFlow]:
+        """The UDP flows to ``address`` and ``port`` not yet claimed."""
+        return [f for f in self._datagrams.get((_address(address), port), [])
+                if id(f) not in self._claimed]
+
+    def claim(self, flow: Flow) -> None:
+        self._claimed.add(id(flow))
 
 
 def addresses_for(
-    index: FlowIndex, host: str, first: TCPConnection | None, out: list[Observation],
+    index: FlowIndex, host: str, first: Flow | None, out: list[Observation],
     after: float | None = None,
 ) -> tuple[str, ...]:
     """``probe.net.plan.Measurer._addresses`` replayed: the lookups are
@@ -180,7 +204,7 @@ def _asks_on(lookup: DNSObservation) -> bool:
     return lookup.failure in (None, Failure.DNS_NO_ANSWER)
 
 
-def _own_lookups(index: FlowIndex, host: str, first: TCPConnection) -> list[DNSObservation]:
+def _own_lookups(index: FlowIndex, host: str, first: Flow) -> list[DNSObservation]:
     """The lookups a check made before its ``first`` connection.
 
     The plan asks A, then AAAA once the A lookup is over (its listening
@@ -211,11 +235,13 @@ def _own_lookups(index: FlowIndex, host: str, first: TCPConnection) -> list[DNSO
     )
 
 
+# A VPN handshake's flow is recognised by its first message, an HTTPS
+# fetch's by a server name an SSTP handshake may share: VPN goes first.
 _MATCHING_ORDER = {
     TargetKind.DNS: 0, TargetKind.TCP: 1, TargetKind.TLS: 2,
-    TargetKind.HTTP: 3, TargetKind.HTTPS: 3,
+    **{kind: 3 for kind in VPN_KINDS},
+    TargetKind.HTTP: 4, TargetKind.HTTPS: 4,
 }
-_LAST = max(_MATCHING_ORDER.values()) + 1
 
 
 class ReplayMeasurer:
@@ -223,13 +249,15 @@ class ReplayMeasurer:
     come from the flows instead of the network.
 
     ``targets`` (controls first) are matched at once, in the module's
-    fixed order; ``measure`` hands out the result for each.
+    fixed order; ``measure`` hands out the result for each. ``keys`` are
+    the list's VPN keys, as the live run had them.
     """
 
-    def __init__(self, index: FlowIndex, targets: Iterable[Target]) -> None:
+    def __init__(self, index: FlowIndex, targets: Iterable[Target],
+                 keys: Mapping[str, str] | None = None) -> None:
         self._index = index
-        ordered = sorted(enumerate(targets),
-                         key=lambda it: (_MATCHING_ORDER.get(it[1].kind, _LAST), it[0]))
+        self._keys = keys or {}
+        ordered = sorted(enumerate(targets), key=lambda it: (_MATCHING_ORDER[it[1].kind], it[0]))
         self._observed = {id(target): self.observations(target) for _, target in ordered}
 
     async def measure(self, target: Target) -> tuple[Observation, ...]:
@@ -245,11 +273,11 @@ class ReplayMeasurer:
             self._http(target, out)
         elif target.kind in (TargetKind.TCP, TargetKind.TLS):
             self._connect(target, out)
-        # VPN first exchanges are not rebuilt yet: no observation rather than
-        # a wrong one, so the target reads not-measured (docs/replay.md).
+        else:
+            self._handshakes(target, out)
         return tuple(out)
 
-    # -- tcp / tls -------------------------------------------------------------
+    # -- tcp / tls / VPN -----------------------------------------------------------
 
     def _connect(self, target: Target, out: list[Observation]) -> None:
         index = self._index
@@ -259,9 +287,43 @@ class ReplayMeasurer:
         sni = target.sni or target.host
         fits = _fits_tls(sni, target.alpn) if target.kind is TargetKind.TLS else _fits_tcp
 
-        def candidates(address: str) -> list[TCPConnection]:
-            return [c for c in index.connections(address, port) if fits(c)]
+        def observe(conn: Flow) -> Sequence[Observation]:
+            assert isinstance(conn, TCPConnection)
+            if target.kind is TargetKind.TCP:
+                return (tcp_observation(conn, index.settings, index.capture_end),)
+            return tls_observation(conn, sni, target.alpn, index.settings, index.capture_end,
+                                   index.judge)
 
+        self._per_address(
+            target, lambda address: [c for c in index.connections(address, port) if fits(c)],
+            observe, out,
+        )
+
+    def _handshakes(self, target: Target, out: list[Observation]) -> None:
+        index = self._index
+        port = target.port
+        if port is None:
+            return
+        flows = index.datagrams if target.transport == "udp" else index.connections
+
+        def observe(flow: Flow) -> Sequence[Observation]:
+            return handshake.handshake_observations(target, flow, self._keys, index.settings,
+                                                    index.capture_end)
+
+        self._per_address(
+            target,
+            lambda address: [f for f in flows(address, port) if handshake.fits(target, f)
+                             and (not isinstance(f, TCPConnection) or _opened(f))],
+            observe, out,
+        )
+
+    def _per_address(
+        self, target: Target, candidates: Callable[[str], Sequence[Flow]],
+        observe: Callable[[Flow], Sequence[Observation]], out: list[Observation],
+    ) -> None:
+        """The plan's lookups, then per address the flow that fits the
+        target (``candidates``) and what the check made of it (``observe``)."""
+        index = self._index
         possible = (
             {target.host} if is_ip_literal(target.host) else index.answered(target.host)
         )
@@ -272,16 +334,12 @@ class ReplayMeasurer:
         # The plan connects after its lookups, to one address after the other.
         since = max((o.t0 for o in out), default=0.0)
         for address in addresses:
-            conn = next((c for c in candidates(address) if _start(c) >= since), None)
-            if conn is None:
+            flow = next((c for c in candidates(address) if _start(c) >= since), None)
+            if flow is None:
                 continue  # not in the capture (the guard, or a capture filter)
-            index.claim(conn)
-            since = _start(conn)
-            if target.kind is TargetKind.TCP:
-                out.append(tcp_observation(conn, index.settings, index.capture_end))
-            else:
-                out.extend(tls_observation(conn, sni, target.alpn, index.settings,
-                                           index.capture_end, index.judge))
+            index.claim(flow)
+            since = _start(flow)
+            out.extend(observe(flow))
 
     # -- http / https ------------------------------------------------------------
 
@@ -302,6 +360,7 @@ class ReplayMeasurer:
             out.append(http_observation(
                 url, target.method, hops, index.settings, index.capture_end,
                 target.expect.body_contains, failure, index.judge,
+                index.settings.download_time if target.throughput else None,
             ))
 
     def _opaque(self, hop: Hop) -> bool:
@@ -373,15 +432,24 @@ class ReplayMeasurer:
         return hops, Failure.HTTP_TOO_MANY_REDIRECTS
 
 
+def _opened(conn: TCPConnection) -> bool:
+    """The capture saw the client open it. A connection without a SYN is
+    no check's: the end of one begun before the capture, or packets of a
+    closed one (a throttled server still retransmitting into a reset)."""
+    return conn.t_syn is not None
+
+
 def _fits_tcp(conn: TCPConnection) -> bool:
     """The TCP check connects and closes without sending a byte."""
-    return conn.bytes_client == 0
+    return _opened(conn) and conn.bytes_client == 0
 
 
 def _fits_tls(sni: str, alpn: tuple[str, ...]):  # type: ignore[no-untyped-def]
     """The TLS check offers exactly the target's ALPN list (none when it
     has none) and sends no application data."""
     def fits(conn: TCPConnection) -> bool:
+        if not _opened(conn):
+            return False
         if conn.tls is None or conn.tls.client_hello is None:
             return conn.bytes_client == 0  # a connect that failed, or no hello
         hello = conn.tls.client_hello

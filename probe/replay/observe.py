@@ -24,6 +24,7 @@ from probe.model import (
     HTTPObservation,
     TCPObservation,
     TLSObservation,
+    Transfer,
 )
 from probe.net.certs import certificate_from_der
 from probe.net.dialer import url_host
@@ -69,6 +70,10 @@ _CERTIFICATE_ALERTS = {
 }
 _BAD_CERTIFICATE = 42  # hostname mismatch, but also not yet valid, weak key ...
 
+# A timed download closes right after its budget runs out; the capture sees
+# the response head a little before the client's clock started, never after.
+_CUT_TOLERANCE = 0.05
+
 
 # Why a client that hung up mid-handshake refused the server: (certificates
 # seen, the server name it asked for, capture time) -> the failure its
@@ -92,7 +97,7 @@ def icmp_failure(error: ICMPError) -> Failure:
     return failure_from_exception(OSError(code, os.strerror(code)))
 
 
-def _deadline(start: float, timeout: float, capture_end: float) -> float:
+def deadline(start: float, timeout: float, capture_end: float) -> float:
     """When a client that heard nothing gave up: its timeout, or the end
     of the capture if that came first (nothing more can be known)."""
     return round(min(start + timeout, max(capture_end, start)), 6)
@@ -126,7 +131,7 @@ def dns_observation(
     elif exchange.icmp is not None and exchange.icmp.t - exchange.t0 <= timeout:
         failure, t = icmp_failure(exchange.icmp), exchange.icmp.t
     else:
-        t = _deadline(exchange.t0, timeout, capture_end)
+        t = deadline(exchange.t0, timeout, capture_end)
         failure = Failure.DNS_SERVER_MISBEHAVING if exchange.ignored else Failure.GENERIC_TIMEOUT
     return DNSObservation(
         query=exchange.name,
@@ -161,7 +166,7 @@ def connect_outcome(conn: TCPConnection, timeout: float, capture_end: float) -> 
     if events:
         t, failure = events[0]
         return Outcome(failure, t)
-    return Outcome(Failure.GENERIC_TIMEOUT, _deadline(start, timeout, capture_end))
+    return Outcome(Failure.GENERIC_TIMEOUT, deadline(start, timeout, capture_end))
 
 
 def tcp_observation(conn: TCPConnection, settings: CheckSettings, capture_end: float) -> TCPObservation:
@@ -207,7 +212,7 @@ def handshake_outcome(
     if events:
         t, failure = events[0]
         return Outcome(failure, t)
-    return Outcome(Failure.GENERIC_TIMEOUT, _deadline(start, timeout, capture_end))
+    return Outcome(Failure.GENERIC_TIMEOUT, deadline(start, timeout, capture_end))
 
 
 def _client_hangup(conn: TCPConnection) -> float | None:
@@ -296,9 +301,11 @@ class Hop:
 
 
 def exchange_outcome(
-    hop: Hop, settings: CheckSettings, capture_end: float, judge: Judge | None = None
+    hop: Hop, settings: CheckSettings, capture_end: float, judge: Judge | None = None,
+    cut_at: float | None = None,
 ) -> Outcome:
-    """How one request ended: connect, TLS, then the response."""
+    """How one request ended: connect, TLS, then the response (``cut_at``:
+    the client stopped reading a timed download then, see ``cut_download``)."""
     connect = connect_outcome(hop.conn, settings.http_timeout, capture_end)
     if connect.failure is not None:
         return connect
@@ -306,6 +313,8 @@ def exchange_outcome(
         handshake = handshake_outcome(hop.conn, settings.http_timeout, capture_end, judge)
         if handshake.failure is not None:
             return handshake
+    if cut_at is not None:
+        return Outcome(None, cut_at)
     exchange = hop.exchange
     if exchange is not None and exchange.complete and exchange.t_end is not None:
         return Outcome(None, exchange.t_end)
@@ -322,23 +331,59 @@ def exchange_outcome(
     events = sorted(e for e in events if e[0] >= start)
     if events:
         return Outcome(events[0][1], events[0][0])
-    return Outcome(Failure.GENERIC_TIMEOUT, _deadline(start, settings.http_timeout, capture_end))
+    return Outcome(Failure.GENERIC_TIMEOUT, deadline(start, settings.http_timeout, capture_end))
+
+
+def cut_download(hop: Hop, download_time: float) -> float | None:
+    """When the client gave up on a timed download (``probe.net.http``'s
+    ``download_time``): it closed (with a RST) before the body ended, its
+    budget spent; None when the body ended, reached the cap, or the close
+    came sooner (something else went wrong)."""
+    exchange = hop.exchange
+    if (exchange is None or exchange.complete or exchange.body_truncated
+            or exchange.t_response is None):
+        return None
+    conn = hop.conn
+    closes = [r.t for r in conn.resets if r.by == "client"]
+    if conn.t_fin_client is not None:
+        closes.append(conn.t_fin_client)
+    close = min((t for t in closes if t >= exchange.t_response), default=None)
+    if close is None or close - exchange.t_response < download_time - _CUT_TOLERANCE:
+        return None
+    return close
+
+
+def transfer(exchange: HTTPExchange, download_time: float, cut: bool) -> Transfer:
+    """The body's timing as ``probe.net.http`` measures it: from the end of
+    the response head to the last body byte read; a cut download counts
+    its whole budget."""
+    assert exchange.t_response is not None
+    size = exchange.body_length or 0
+    if cut:
+        return Transfer(size, round(download_time, 6), True)
+    last = exchange.t_body if exchange.t_body is not None else exchange.t_response
+    return Transfer(size, round(last - exchange.t_response, 6), False)
 
 
 def http_observation(
     url: str, method: str, hops: list[Hop], settings: CheckSettings, capture_end: float,
     body_contains: str | None, redirect_failure: Failure | None, judge: Judge | None = None,
+    download_time: float | None = None,
 ) -> HTTPObservation:
     """The observation of one fetch with its redirects, as ``probe.net.http``
     records it (every IP literal but the servers dialled scrubbed).
-    ``redirect_failure``: the redirects went wrong (too many, a bad Location)."""
+    ``redirect_failure``: the redirects went wrong (too many, a bad Location);
+    ``download_time``: the final body was timed (a throughput target)."""
     first, last = hops[0], hops[-1]
-    outcome = exchange_outcome(last, settings, capture_end, judge)
+    cut_at = cut_download(last, download_time) if download_time is not None else None
+    outcome = exchange_outcome(last, settings, capture_end, judge, cut_at)
     failure = redirect_failure or outcome.failure
     exchange = last.exchange
     keep = {hop.conn.server for hop in hops}
     received = failure is None and exchange is not None and exchange.status is not None
     found = dict(exchange.needles).get(body_contains) if exchange and body_contains else None
+    if cut_at is not None and found is False:
+        found = None  # it may be further on, in what was never read (find_in_body)
     t0 = first.conn.t_syn if first.conn.t_syn is not None else first.conn.t_first
     return HTTPObservation(
         url=url,
@@ -352,7 +397,8 @@ def http_observation(
         headers=tuple((k, scrub(v, keep)) for k, v in exchange.headers) if exchange else (),
         body_length=exchange.body_length if received and exchange else None,
         body_sha256=exchange.body_sha256 if received and exchange else None,
-        body_truncated=exchange.body_truncated if exchange else False,
+        # A cut download was not read to its end.
+        body_truncated=(exchange.body_truncated or cut_at is not None) if exchange else False,
         title=exchange.title if received and exchange else None,
         redirects=tuple(
             HTTPHop(scrub(hop.url, keep), hop.exchange.status or 0,
@@ -360,5 +406,7 @@ def http_observation(
             for hop in hops[:-1] if hop.exchange is not None
         ),
         body_contains_found=found if received else None,
+        transfer=(transfer(exchange, download_time, cut_at is not None)
+                  if received and exchange is not None and download_time is not None else None),
     )
 

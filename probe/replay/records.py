@@ -17,6 +17,16 @@ from probe.wire.tls import Alert, ClientHello, ServerHello
 
 
 @dataclass(frozen=True, slots=True)
+class Chunk:
+    """Bytes as they reached one side: a datagram, or the next piece of a
+    reassembled stream (kept for the VPN handshakes, probe.replay.handshake)."""
+
+    t: float
+    from_client: bool
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ICMPError:
     """An ICMP(v6) error quoting a packet of the flow (RFC 792, RFC 4443)."""
 
@@ -105,6 +115,9 @@ class HTTPExchange:
     needles: tuple[tuple[str, bool | None], ...]  # body_contains checks
     complete: bool  # the response's body ended as framed
     t_end: float | None
+    # When the last body byte kept (up to the cap) arrived: a timed
+    # download's end (``Transfer``).
+    t_body: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +146,9 @@ class TCPConnection:
     # A byte range never arrived (capture loss): what follows it in that
     # direction was not analysed.
     gap: bool
+    # The first bytes of a stream no other analyser reads (VPN protocols
+    # over TCP), or of what TLS carried for SSTP, in arrival order.
+    chunks: tuple[Chunk, ...] = ()
 
     @property
     def refused(self) -> bool:
@@ -144,7 +160,7 @@ class TCPConnection:
 
 @dataclass(frozen=True, slots=True)
 class UDPFlow:
-    """A UDP flow other than DNS: counts only (VPN handshakes come later)."""
+    """A UDP flow other than DNS: counts, and its first datagrams (VPN handshakes)."""
 
     client: str
     client_port: int
@@ -157,6 +173,7 @@ class UDPFlow:
     bytes_client: int
     bytes_server: int
     icmp: ICMPError | None
+    datagrams: tuple[Chunk, ...] = ()  # the first ones, both ways, in arrival order
 
 
 Record = DNSExchange | TCPConnection | UDPFlow

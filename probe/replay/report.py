@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,12 +26,12 @@ from probe.replay.capfile import CaptureReader
 from probe.replay.engine import CaptureSummary, ExtractOptions, Extractor
 from probe.replay.errors import ReplayError
 from probe.replay.match import FlowIndex, ReplayMeasurer
-from probe.replay.records import DNSExchange, Record, TCPConnection
+from probe.replay.records import DNSExchange, Record, TCPConnection, UDPFlow
 from probe.replay.tlskeys import KeyLog
 from probe.replay.trust import CertificateJudge
 from probe.report import report_of_run
 from probe.runner import RunOptions, run_testlist
-from probe.testlist import PrefixOverrides, apply_prefix_overrides
+from probe.testlist import PrefixOverrides, apply_key_overrides, apply_prefix_overrides
 
 # Matching does not depend on the runner's order (ReplayMeasurer matches
 # every target up front); a fixed seed keeps the rest of the run repeatable too.
@@ -70,19 +70,13 @@ def read_keylog(pcap: Path, path: Path | str | None) -> KeyLog | None:
 
 def extract(
     pcap: Path, settings: CheckSettings, keys: KeyLog | None, needles: tuple[str, ...],
-    keep: Callable[[Record], bool] | None = None,
 ) -> tuple[list[Record], CaptureSummary]:
-    """Every record of the capture that ``keep`` accepts (default: all)."""
+    """Every record of the capture."""
     records: list[Record] = []
     options = ExtractOptions(
         dns_timeout=settings.dns_timeout, body_cap=settings.body_cap, needles=needles, keys=keys
     )
-
-    def emit(record: Record) -> None:
-        if keep is None or keep(record):
-            records.append(record)
-
-    summary = Extractor(options, emit).run(CaptureReader(pcap))
+    summary = Extractor(options, records.append).run(CaptureReader(pcap))
     return records, summary
 
 
@@ -103,38 +97,44 @@ def replay_report(
     probe_info: dict[str, Any] | None = None,
     overrides: PrefixOverrides | None = None,
     ca_bundle: Path | str | None = None,
+    vpn_keys: Mapping[str, str] | None = None,
 ) -> ReplayReport:
     """Observations from ``pcap`` for every target of ``testlist``, classified.
 
-    ``settings``, ``overrides`` and ``ca_bundle`` should be the live run's
-    (its ``--resolver`` and timeouts, its ``--prefix-table``/``--default-prefixes``,
-    its ``--ca-bundle``; default: the system store): they decide what a
-    client saw, why it refused a certificate when it did not say
-    (``probe.replay.trust``), and what the classifier expects.
+    ``settings``, ``overrides``, ``ca_bundle`` and ``vpn_keys`` should be
+    the live run's (its ``--resolver`` and timeouts, its
+    ``--prefix-table``/``--default-prefixes``, its ``--ca-bundle``, default
+    the system store; its ``--vpn-key`` values): they decide what a client
+    saw, why it refused a certificate when it did not say
+    (``probe.replay.trust``), which VPN replies it could read and whether a
+    server could answer it, and what the classifier expects.
 
     Raises ``ReplayError`` (a capture it cannot read) and ``ValueError``
-    (an unreadable key log or CA bundle); damage part-way through the capture becomes
-    ``warnings`` (also recorded in the report's config).
+    (an unreadable key log or CA bundle, a VPN key that is not one); damage
+    part-way through the capture becomes ``warnings`` (also recorded in the
+    report's config).
     """
     settings = settings or default_settings()
     trust = CertificateJudge.from_bundle(ca_bundle) if ca_bundle else CertificateJudge()
     overrides = overrides or PrefixOverrides()
-    testlist = apply_prefix_overrides(testlist, overrides)
+    vpn_keys = vpn_keys or {}
+    testlist = apply_key_overrides(apply_prefix_overrides(testlist, overrides), vpn_keys)
     keys = read_keylog(pcap, keylog)
     targets = [*testlist.controls, *(t for f in testlist.features for t in f.targets)]
     needles = tuple(dict.fromkeys(
         t.expect.body_contains for t in targets if t.expect.body_contains
     ))
-    records, summary = extract(pcap, settings, keys, needles, _relevant)
+    records, summary = extract(pcap, settings, keys, needles)
     index = FlowIndex(
         [r for r in records if isinstance(r, DNSExchange)],
         [r for r in records if isinstance(r, TCPConnection)],
         settings,
         summary.duration,
         lambda chain, name, t: trust.failure(chain, name, _moment(pcap, summary.first_ns, t)),
+        [r for r in records if isinstance(r, UDPFlow)],
     )
     result = asyncio.run(run_testlist(
-        testlist, ReplayMeasurer(index, targets),
+        testlist, ReplayMeasurer(index, targets, dict(testlist.keys)),
         RunOptions(parallel=1, endpoint_spacing=0.0, max_time=1e9, seed=_SEED),
     ))
     started = _moment(pcap, summary.first_ns, 0.0)
@@ -145,14 +145,9 @@ def replay_report(
         finished=_moment(pcap, summary.first_ns, summary.duration),
         source={"kind": "replay", "pcap_sha256": pcap_sha256(pcap)},
         probe_info=probe_info or {},
-        config=_config(settings, summary, keys is not None, overrides),
+        config=_config(settings, summary, keys is not None, overrides, tuple(sorted(vpn_keys))),
     )
     return ReplayReport(report, summary, summary.warnings, started)
-
-
-def _relevant(record: Record) -> bool:
-    """Targets are matched to DNS exchanges and TCP connections only."""
-    return isinstance(record, DNSExchange | TCPConnection)
 
 
 def _moment(pcap: Path, first_ns: int | None, offset: float) -> datetime:
@@ -167,7 +162,8 @@ def _moment(pcap: Path, first_ns: int | None, offset: float) -> datetime:
 
 
 def _config(
-    settings: CheckSettings, summary: CaptureSummary, keylog: bool, overrides: PrefixOverrides
+    settings: CheckSettings, summary: CaptureSummary, keylog: bool, overrides: PrefixOverrides,
+    vpn_keys: tuple[str, ...],
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "replay": {
@@ -181,6 +177,8 @@ def _config(
     if overrides:
         # As a live run records them: the analyst must see what was swapped.
         config["prefix_overrides"] = overrides.describe()
+    if vpn_keys:
+        config["vpn_keys_given"] = list(vpn_keys)  # names only, as a live run's
     return config
 
 

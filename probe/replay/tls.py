@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from probe.replay import tlskeys
-from probe.replay.http import HTTPTracker
-from probe.replay.records import AlertSeen, HTTPExchange, TLSFacts
+from probe.replay.records import AlertSeen, Chunk, HTTPExchange, TLSFacts
 from probe.wire import WireError
 from probe.wire.tls import (
     TLS13,
@@ -50,6 +50,24 @@ from probe.wire.tls import (
 ENCRYPTED_ALERT_LENGTH = 2 + 1 + 16
 
 
+class Inner(Protocol):
+    """What reads the application data (``probe.replay.http.HTTPTracker``,
+    or ``probe.replay.chunks.ChunkLog`` for SSTP)."""
+
+    def client_data(self, t: float, data: bytes) -> None: ...
+
+    def server_data(self, t: float, data: bytes) -> None: ...
+
+    def server_eof(self, t: float) -> None: ...
+
+    def outcome(self) -> tuple[None, tuple[HTTPExchange, ...], tuple[Chunk, ...]]: ...
+
+
+# Chooses the reader of the application data from its first bytes (and
+# whether the client sent them).
+InnerChooser = Callable[[bool, bytes], Inner]
+
+
 @dataclass(slots=True)
 class _Side:
     name: str  # "client" or "server"
@@ -68,12 +86,10 @@ class _Side:
 class TLSTracker:
     """Feed it both directions of one connection in capture order."""
 
-    def __init__(
-        self, keys: tlskeys.KeyLog | None, http: Callable[[], HTTPTracker] | None = None
-    ) -> None:
+    def __init__(self, keys: tlskeys.KeyLog | None, inner: InnerChooser | None = None) -> None:
         self._keys = keys
-        self._make_http = http
-        self._http: HTTPTracker | None = None
+        self._choose_inner = inner
+        self._inner: Inner | None = None
         self._client = _Side("client")
         self._server = _Side("server")
         self._client_hello: ClientHello | None = None
@@ -113,8 +129,8 @@ class TLSTracker:
             self.error = f"{side.name}: {exc}"
 
     def eof(self, from_client: bool, t: float) -> None:
-        if not from_client and self._http is not None:
-            self._http.server_eof(t)
+        if not from_client and self._inner is not None:
+            self._inner.server_eof(t)
 
     # -- records ---------------------------------------------------------------
 
@@ -242,14 +258,14 @@ class TLSTracker:
             self._switch_to_traffic_keys(side)
 
     def _application(self, side: _Side, t: float, content: bytes) -> None:
-        if self._make_http is None or self._alpn not in (None, "http/1.1"):
+        if self._choose_inner is None or self._alpn not in (None, "http/1.1"):
             return
-        if self._http is None:
-            self._http = self._make_http()
+        if self._inner is None:
+            self._inner = self._choose_inner(side is self._client, content)
         if side is self._client:
-            self._http.client_data(t, content)
+            self._inner.client_data(t, content)
         else:
-            self._http.server_data(t, content)
+            self._inner.server_data(t, content)
 
     # -- keys ----------------------------------------------------------------
 
@@ -310,8 +326,9 @@ class TLSTracker:
             error=self.error,
         )
 
-    def outcome(self) -> tuple[TLSFacts, tuple[HTTPExchange, ...]]:
-        return self.facts(), self._http.exchanges() if self._http is not None else ()
+    def outcome(self) -> tuple[TLSFacts, tuple[HTTPExchange, ...], tuple[Chunk, ...]]:
+        _, http, chunks = self._inner.outcome() if self._inner is not None else (None, (), ())
+        return self.facts(), http, chunks
 
 
 def first_fatal(alerts: tuple[AlertSeen, ...], by: str) -> AlertSeen | None:

@@ -1,6 +1,7 @@
 """Regenerate the golden replay fixtures.
 
-    sudo PYTHONPATH=. python tests/replay/make_golden.py [loopback] [censored] [lab]
+    sudo PYTHONPATH=. python tests/replay/make_golden.py [loopback] [censored]
+    sudo PYTHONPATH=. python tests/replay/make_golden.py lab [SCENARIO ...]
     PYTHONPATH=. python tests/replay/make_golden.py --again
 
 ``loopback`` (root: it captures on lo) runs the CLI test list of tests/test_cli.py
@@ -19,11 +20,12 @@ scenario declares.
 
 ``lab`` (root) runs the lab scenarios of ``LAB_CAPTURES`` with their lists,
 captured as ``probe lab run --capture`` does, and replaces ``lab/`` with:
-each ``SCENARIO-LIST.pcap`` with its key log (``.pcap.keylog``) and CA
-(``.pcap.ca.pem``), the live run's verdicts (``.live.json``) and the golden
-files; the shipped lists and controls as they were (``LIST.yaml``,
-``controls.yaml``). It refuses when a live run is not what its scenario
-expects, or when the replay differs from the live run anywhere.
+each ``SCENARIO-LIST.pcap`` with its key log (``.pcap.keylog``), CA
+(``.pcap.ca.pem``) and VPN keys (``.pcap.vpnkeys``), the live run's verdicts
+(``.live.json``) and the golden files; the lists and controls as they are
+(``LIST.yaml``, ``controls.yaml``). Given SCENARIOs, only theirs are made
+again and the other captures stay. It refuses when a live run is not what
+its scenario expects, or when the replay differs from the live run anywhere.
 
 ``--again`` captures nothing: it rewrites every golden file from the stored
 captures (after a change to the replay), and refuses when a verdict moves
@@ -60,17 +62,24 @@ from servers import Lab, make_certs
 from test_cli import write_list
 
 from probe.capture import capture, keylog_path
+from probe.lab.addressing import lab_lists
 from probe.lab.agreement import agreement
 from probe.lab.capture import ca_bundle_path
 from probe.lab.runner import run_scenario
 from probe.lab.scenario import find_scenario, load_scenario
-from probe.testlist import default_controls_path, default_testlists, load_testlist
+from probe.replay.vpnkeys import vpn_keys_path
+from probe.testlist import default_controls_path, load_testlist
 
-# Scenario -> lists: a few stories, each in one small capture (about 250 KB in all).
+# Scenario -> lists: a few stories, each in one capture (about 600 KB in all;
+# every run downloads the controls' 256 KiB throughput baseline).
 LAB_CAPTURES = {
     "china-2017": ("whatsapp",),  # SNI and HTTP resets; messaging still reachable
     "dns-nxdomain": ("facebook",),  # the resolver lies
     "interception": ("facebook",),  # another CA's certificate, refused silently by HTTPS
+    # Every VPN protocol against real servers: OpenVPN fingerprinted (RST over
+    # TCP, drops over UDP, any wrapping), PPTP blackholed, L2TP dropped;
+    # WireGuard, IKEv2 (500 and 4500) and SSTP (inside TLS) answer.
+    "vpn-crackdown": ("own-vpn",),
 }
 
 
@@ -144,16 +153,23 @@ def loopback_again() -> None:
     write_golden(FIXTURES, "loopback", golden, live["features"])  # type: ignore[arg-type]
 
 
-def make_lab() -> None:
-    lists = {path.stem: path for path in default_testlists()}
+def make_lab(scenarios: list[str]) -> None:
+    """Run ``scenarios`` of LAB_CAPTURES (default: all of them, and lab/ is
+    replaced) and store their captures and golden files; the others stay."""
+    chosen_scenarios = scenarios or list(LAB_CAPTURES)
+    lists = {path.stem: path for path in lab_lists()}
     with tempfile.TemporaryDirectory(prefix="probe-golden-") as scratch:
         out = Path(scratch) / "lab"
-        out.mkdir()
-        used = {c for chosen in LAB_CAPTURES.values() for c in chosen}
+        if scenarios and LAB_FIXTURES.is_dir():
+            shutil.copytree(LAB_FIXTURES, out)
+        else:
+            out.mkdir()
+        used = {c for name in chosen_scenarios for c in LAB_CAPTURES[name]}
         for path in [*(lists[name] for name in sorted(used)), default_controls_path()]:
             shutil.copyfile(path, out / path.name)  # as they are now, for the replay
-        for name, chosen in LAB_CAPTURES.items():
-            runs = run_scenario(load_scenario(find_scenario(name)), [lists[c] for c in chosen],
+        for name in chosen_scenarios:
+            runs = run_scenario(load_scenario(find_scenario(name)),
+                                [lists[c] for c in LAB_CAPTURES[name]],
                                 capture_dir=Path(scratch) / "captures")
             for run in runs:
                 stem = f"{name}-{run.testlist}"
@@ -164,7 +180,8 @@ def make_lab() -> None:
                     raise SystemExit(f"{stem}: replay disagrees with the live run: "
                                      + "; ".join(map(str, differing)))
                 assert run.capture is not None
-                for source in (run.capture, keylog_path(run.capture), ca_bundle_path(run.capture)):
+                for source in (run.capture, keylog_path(run.capture), ca_bundle_path(run.capture),
+                               vpn_keys_path(run.capture)):
                     shutil.copyfile(source, out / source.name)  # named SCENARIO-LIST.pcap...
                 (out / f"{stem}.live.json").write_text(
                     json.dumps(verdicts_of(run.report), indent=2) + "\n")
@@ -172,7 +189,7 @@ def make_lab() -> None:
             lab_again(pcap)
         shutil.rmtree(LAB_FIXTURES, ignore_errors=True)
         shutil.copytree(out, LAB_FIXTURES)
-    print(f"replaced {LAB_FIXTURES}")
+    print(f"wrote {', '.join(chosen_scenarios)} into {LAB_FIXTURES}")
 
 
 def lab_again(pcap: Path) -> None:
@@ -193,7 +210,9 @@ def again() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--again"]:
         again()
+    elif sys.argv[1:2] == ["lab"]:
+        make_lab(sys.argv[2:])
     else:
-        makers = {"loopback": make_loopback, "censored": make_censored, "lab": make_lab}
+        makers = {"loopback": make_loopback, "censored": make_censored}
         for chosen in sys.argv[1:] or ["loopback", "censored"]:
             makers[chosen]()

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from scapy.layers.dns import DNS  # noqa: F401  (registers the DNS layer)
-from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, TCPerror
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, TCPerror, UDPerror
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
@@ -55,6 +55,12 @@ class Capture:
             frames.append(frame)
         wrpcap(str(path), frames)
         return path
+
+
+def list_yaml(name: str, rest: str) -> str:
+    """A test list: its head (the prefix table ``lab``: 198.51.100.0/24), then ``rest``."""
+    return (f'name: {name}\nversion: "1"\ndescription: Built packet by packet.\n'
+            "updated: 2026-11-23\nprefixes:\n  lab: {cidrs: [198.51.100.0/24]}\n" + rest)
 
 
 def ip(src: str, dst: str, ttl: int = 64, ident: int = 1) -> Packet:
@@ -164,6 +170,32 @@ def icmp_unreachable(cap: Capture, t: float, conn: Conversation, code: int = 1) 
     cap.add(t, IP(src=ROUTER, dst=conn.client, ttl=60) / ICMP(type=3, code=code)
             / IPerror(src=conn.client, dst=conn.server)
             / TCPerror(sport=conn.sport, dport=conn.dport, seq=conn.cseq - 1))
+
+
+# --------------------------------------------------------------------------
+# UDP
+
+
+class Datagrams:
+    """A UDP flow between one client port and a server."""
+
+    def __init__(self, cap: Capture, client: str, server: str, port: int) -> None:
+        self.cap, self.client, self.server, self.dport = cap, client, server, port
+        self.sport = cap.port()
+
+    def send(self, t: float, payload: bytes) -> None:
+        self.cap.add(t, ip(self.client, self.server) / UDP(sport=self.sport, dport=self.dport)
+                     / Raw(payload))
+
+    def receive(self, t: float, payload: bytes) -> None:
+        self.cap.add(t, ip(self.server, self.client) / UDP(sport=self.dport, dport=self.sport)
+                     / Raw(payload))
+
+    def unreachable(self, t: float, code: int = 3) -> None:
+        """ICMP destination unreachable about our datagram (3: port unreachable)."""
+        self.cap.add(t, IP(src=self.server, dst=self.client) / ICMP(type=3, code=code)
+                     / IPerror(src=self.client, dst=self.server)
+                     / UDPerror(sport=self.sport, dport=self.dport))
 
 
 # --------------------------------------------------------------------------

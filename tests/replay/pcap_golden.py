@@ -39,8 +39,10 @@ def lab_captures() -> list[Path]:
 
 
 def lab_list(pcap: Path) -> Path:
-    """``SCENARIO-LIST.pcap`` was a run of ``LIST.yaml``, stored beside it."""
-    return pcap.with_name(pcap.stem.rsplit("-", 1)[1] + ".yaml")
+    """``SCENARIO-LIST.pcap`` was a run of ``LIST.yaml``, stored beside it
+    (names on both sides may hold dashes: the longest list name that fits)."""
+    lists = [p for p in pcap.parent.glob("*.yaml") if pcap.stem.endswith(f"-{p.stem}")]
+    return max(lists, key=lambda p: len(p.stem))
 
 
 def _golden(report: dict[str, Any]) -> Golden:

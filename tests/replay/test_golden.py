@@ -12,15 +12,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pcap_builders import write_pcap
 from pcap_golden import (
     FIXTURES,
+    LAB_FIXTURES,
     golden_files,
     lab_captures,
     lab_golden_files,
+    lab_list,
     verdicts_of,
 )
 
 from probe.capture import keylog_path, write_pcapng
+from probe.cli import main
+from probe.lab.capture import ca_bundle_path
+from probe.lab.runner import lab_overrides
 from probe.replay.capfile import CaptureReader
 from probe.replay.report import replay_report
+from probe.replay.vpnkeys import read_vpn_keys
 from probe.sign import sign_report
 from probe.testlist import load_testlist
 
@@ -53,7 +59,8 @@ def test_lab_captures_replay_to_their_golden_files_and_live_verdicts(pcap: Path)
 
 def test_the_lab_captures_tell_their_stories() -> None:
     stems = {pcap.stem for pcap in lab_captures()}
-    assert stems >= {"china-2017-whatsapp", "dns-nxdomain-facebook", "interception-facebook"}
+    assert stems >= {"china-2017-whatsapp", "dns-nxdomain-facebook", "interception-facebook",
+                     "vpn-crackdown-own-vpn"}
     china = _load("lab/china-2017-whatsapp.live.json")["features"]
     assert china["messaging"] == ["reachable", "ok"] and china["media"] == ["blocked", "tls-reset"]
     assert _load("lab/dns-nxdomain-facebook.live.json")["features"]["web"][1] == "dns-nxdomain"
@@ -61,6 +68,39 @@ def test_the_lab_captures_tell_their_stories() -> None:
     # the replay judges the certificate with the CA the run trusted.
     intercepted = _load("lab/interception-facebook.live.json")["targets"]
     assert intercepted["https://www.facebook.com/"] == ["blocked", "tls-mitm"]
+    # Every VPN protocol against real servers, each handshake rebuilt: OpenVPN
+    # reset over TCP and dropped over UDP (tls-crypt read with the lab's key),
+    # WireGuard answered, SSTP read inside TLS, PPTP blackholed at the connect.
+    crackdown = _load("lab/vpn-crackdown-own-vpn.live.json")["features"]
+    assert crackdown["openvpn-tcp"] == ["blocked", "handshake-reset"]
+    assert crackdown["openvpn-tls-crypt"] == ["blocked", "handshake-timeout"]
+    assert crackdown["wireguard"] == crackdown["sstp"] == ["reachable", "ok"]
+    assert crackdown["pptp"] == ["blocked", "tcp-timeout"]
+
+
+def test_a_lab_capture_replays_by_hand_as_the_agreement_test_replays_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``probe replay`` with the lab's options on the command line (its key log
+    and VPN keys read from beside the capture) gives the live run's verdicts."""
+    pcap = LAB_FIXTURES / "vpn-crackdown-own-vpn.pcap"
+    overrides = lab_overrides([lab_list(pcap)])
+    monkeypatch.setenv("PROBE_CONFIG_DIR", str(tmp_path / "config"))
+    argv = ["replay", str(pcap), "--list", str(lab_list(pcap)), "--quiet",
+            "--output-dir", str(tmp_path), "--ca-bundle", str(ca_bundle_path(pcap)),
+            "--default-prefixes", ",".join(overrides.default),
+            *(arg for table, cidrs in overrides.tables.items()
+              for arg in ("--prefix-table", f"{table}={','.join(cidrs)}"))]
+    assert main(argv) == 0
+    (path,) = tmp_path.glob("*.json")
+    report = json.loads(path.read_text())
+    assert verdicts_of(report) == _load("lab/vpn-crackdown-own-vpn.live.json")
+    assert report["config"]["vpn_keys_given"] == sorted(read_vpn_keys(pcap))
+    # Without the run's CA and prefixes, the same capture tells another story.
+    assert main(["replay", str(pcap), "--list", str(lab_list(pcap)), "--quiet",
+                 "--output-dir", str(tmp_path / "plain")]) == 0
+    (plain,) = (tmp_path / "plain").glob("*.json")
+    assert verdicts_of(json.loads(plain.read_text())) != verdicts_of(report)
 
 
 def test_same_capture_list_and_key_give_byte_identical_reports() -> None:

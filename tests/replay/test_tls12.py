@@ -72,7 +72,7 @@ def _handshake(certs: Certs, ciphers: str, keylog: Path) -> Flight:
 
 
 def _track(flight: Flight, keys: KeyLog | None) -> TLSTracker:
-    tracker = TLSTracker(keys, lambda: HTTPTracker("127.0.0.2", 1 << 20, ("inside",)))
+    tracker = TLSTracker(keys, lambda _client, _first: HTTPTracker("127.0.0.2", 1 << 20, ("inside",)))
     for t, (from_client, data) in enumerate(flight):
         tracker.data(from_client, float(t), data, 64, None)
     return tracker
@@ -86,7 +86,7 @@ def _track(flight: Flight, keys: KeyLog | None) -> TLSTracker:
 def test_a_tls12_key_log_opens_the_http_inside(certs: Certs, tmp_path: Path, ciphers: str) -> None:
     keylog = tmp_path / "keys.log"
     flight = _handshake(certs, ciphers, keylog)
-    facts, exchanges = _track(flight, KeyLog.parse(keylog.read_bytes().splitlines())).outcome()
+    facts, exchanges, _ = _track(flight, KeyLog.parse(keylog.read_bytes().splitlines())).outcome()
     assert facts.decrypted and facts.t_done is not None and facts.error is None
     (exchange,) = exchanges
     assert (exchange.method, exchange.target, exchange.host) == ("GET", "/page", "good.test")
@@ -103,7 +103,7 @@ def test_without_the_key_or_with_another_the_sizes_are_all_there_is(
     (label, random, secret) = keylog.read_bytes().split(b"\n")[-2].split()
     wrong = KeyLog.parse([b" ".join((label, random, bytes(reversed(secret))))])
     for keys in (None, wrong):
-        facts, exchanges = _track(flight, keys).outcome()
+        facts, exchanges, _ = _track(flight, keys).outcome()
         # The handshake is still judged; the HTTP inside stays unread.
         assert facts.t_done is not None and not facts.decrypted and exchanges == ()
         assert facts.app_bytes_client > len(REQUEST)  # record sizes: nonce and tag included
