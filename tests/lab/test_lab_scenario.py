@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from probe.lab import addressing
 from probe.lab.scenario import (
     Expected,
     ScenarioError,
@@ -15,11 +16,11 @@ from probe.lab.scenario import (
 )
 from probe.lab.zone import Answer, ZoneEntry
 from probe.model import Verdict
-from probe.testlist import default_testlists, load_testlist
+from probe.testlist import load_testlist
 
 SHIPPED = {
     "clean", "china-2017", "dns-nxdomain", "blackhole", "throttled", "lossy", "partial",
-    "interception", "residual",
+    "interception", "residual", "vpn-crackdown", "openvpn-fingerprint", "udp-blackhole",
 }
 
 
@@ -39,7 +40,7 @@ def test_the_shipped_scenarios_are_there_and_named_after_their_files() -> None:
 @pytest.mark.parametrize("path", shipped_scenarios(), ids=lambda p: p.stem)
 def test_each_shipped_scenario_judges_every_feature_of_every_shipped_list(path: Path) -> None:
     scenario = load_scenario(path)
-    lists = {t.name: t for t in map(load_testlist, default_testlists())}
+    lists = {t.name: t for t in map(load_testlist, addressing.lab_lists())}
     assert set(scenario.expect) == set(lists)
     for name, testlist in lists.items():
         assert list(scenario.expect[name]) == [f.id for f in testlist.features], name
