@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class WireError(ValueError):
     """Bytes that do not parse; the message says what and where (one line)."""
@@ -51,3 +53,24 @@ class Cursor:
         """Insist that everything was consumed (trailing bytes are an error)."""
         if self._pos != self._end:
             raise WireError(f"{self._what}: {self._end - self._pos} unexpected trailing bytes")
+
+
+def split_frames(
+    buffer: bytes, header_size: int, measure: Callable[[bytes, int], tuple[int, int]]
+) -> tuple[tuple[bytes, ...], bytes]:
+    """Whole frames from the front of a stream, and the unconsumed rest.
+
+    ``measure(buffer, at)`` reads the header at ``at`` (``header_size``
+    bytes are there) and returns (bytes to skip, frame length): the frame
+    is the ``length`` bytes after the skipped ones. It raises WireError
+    for a header its protocol never sends.
+    """
+    frames: list[bytes] = []
+    at = 0
+    while len(buffer) - at >= header_size:
+        skip, length = measure(buffer, at)
+        if len(buffer) - at - skip < length:
+            break
+        frames.append(bytes(buffer[at + skip : at + skip + length]))
+        at += skip + length
+    return tuple(frames), bytes(buffer[at:])

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from probe.wire.cursor import Cursor, WireError
+from probe.wire.cursor import Cursor, WireError, split_frames
 
 __all__ = [
     "OPCODE_NAMES",
@@ -304,17 +304,14 @@ def tcp_unframe(buffer: bytes) -> tuple[tuple[bytes, ...], bytes]:
     A zero length is refused, as OpenVPN does (socket.c ``stream_buf_added``):
     the stream is not OpenVPN, or is out of step.
     """
-    packets: list[bytes] = []
-    at = 0
-    while len(buffer) - at >= 2:
-        length = (buffer[at] << 8) | buffer[at + 1]
-        if length == 0:
-            raise WireError(f"OpenVPN over TCP: zero-length packet at stream offset {at}")
-        if len(buffer) - at - 2 < length:
-            break
-        packets.append(bytes(buffer[at + 2 : at + 2 + length]))
-        at += 2 + length
-    return tuple(packets), bytes(buffer[at:])
+    return split_frames(buffer, 2, _framed_length)
+
+
+def _framed_length(buffer: bytes, at: int) -> tuple[int, int]:
+    length = (buffer[at] << 8) | buffer[at + 1]
+    if length == 0:
+        raise WireError(f"OpenVPN over TCP: zero-length packet at stream offset {at}")
+    return 2, length
 
 
 def _unwrap(

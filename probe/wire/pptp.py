@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from probe.wire.cursor import WireError
+from probe.wire.cursor import WireError, split_frames
 
 PPTP_PORT = 1723
 MAGIC_COOKIE = 0x1A2B3C4D
@@ -121,17 +121,14 @@ def split_messages(buffer: bytes) -> tuple[tuple[bytes, ...], bytes]:
     A length that no PPTP message has (shorter than the header, longer than
     the longest, section 2) means the stream is not PPTP: WireError.
     """
-    messages: list[bytes] = []
-    at = 0
-    while len(buffer) - at >= 2:
-        (length,) = struct.unpack_from("!H", buffer, at)
-        if not HEADER_SIZE <= length <= MAX_MESSAGE:
-            raise WireError(f"PPTP stream at offset {at}: message length {length} is not PPTP's")
-        if len(buffer) - at < length:
-            break
-        messages.append(buffer[at : at + length])
-        at += length
-    return tuple(messages), buffer[at:]
+    return split_frames(buffer, 2, _message_length)
+
+
+def _message_length(buffer: bytes, at: int) -> tuple[int, int]:
+    (length,) = struct.unpack_from("!H", buffer, at)
+    if not HEADER_SIZE <= length <= MAX_MESSAGE:
+        raise WireError(f"PPTP stream at offset {at}: message length {length} is not PPTP's")
+    return 0, length
 
 
 def _text(field: bytes) -> str:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from probe.wire.cursor import Cursor, WireError
+from probe.wire.cursor import Cursor, WireError, split_frames
 from probe.wire.http1 import (
     MAX_HEAD,
     BodyData,
@@ -205,36 +205,28 @@ def call_connect_nak(status: int = ATTRIB_STATUS_VALUE_NOT_SUPPORTED,
     ])
 
 
-def _packet_length(data: bytes, at: int) -> int:
+def _packet_length(data: bytes, at: int) -> tuple[int, int]:
     version, _, bits = _HEADER.unpack_from(data, at)
     length: int = bits & MAX_PACKET
     if version != VERSION:
         raise WireError(f"SSTP packet at offset {at}: version {version:#04x}, not 0x10")
     if length < HEADER_SIZE:
         raise WireError(f"SSTP packet at offset {at}: length {length} below its header")
-    return length
+    return 0, length
 
 
 def split_packets(buffer: bytes) -> tuple[tuple[bytes, ...], bytes]:
     """Whole packets from the front of the stream after the HTTP head, and
     the rest. A wrong version byte means the stream is not SSTP: the
     section 3.1.5.1 delineation failure."""
-    packets: list[bytes] = []
-    at = 0
-    while len(buffer) - at >= HEADER_SIZE:
-        length = _packet_length(buffer, at)
-        if len(buffer) - at < length:
-            break
-        packets.append(buffer[at : at + length])
-        at += length
-    return tuple(packets), buffer[at:]
+    return split_frames(buffer, HEADER_SIZE, _packet_length)
 
 
 def parse_packet(data: bytes) -> SSTPPacket:
     """One SSTP packet (sections 2.2.1-2.2.4)."""
     if len(data) < HEADER_SIZE:
         raise WireError(f"SSTP packet: {len(data)} bytes, shorter than the header")
-    length = _packet_length(data, 0)
+    _, length = _packet_length(data, 0)
     if length != len(data):
         raise WireError(f"SSTP packet: length field {length}, {len(data)} bytes given")
     if not data[1] & 0x01:
