@@ -27,7 +27,17 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
-from probe.model import VPN_KINDS, Expectations, Feature, Target, TargetKind, TestList, VPNOptions
+from probe.model import (
+    VPN_KINDS,
+    Expectations,
+    Feature,
+    KeyRole,
+    Target,
+    TargetKind,
+    TestList,
+    VPNOptions,
+    key_roles,
+)
 from probe.wire import WireError, openvpn, wireguard
 
 __all__ = [
@@ -321,23 +331,21 @@ def apply_key_overrides(testlist: TestList, values: Mapping[str, str]) -> TestLi
     return replace(testlist, keys=tuple(sorted(keys.items())))
 
 
+_KEY_PARSERS: dict[KeyRole, Callable[[str], bytes]] = {
+    KeyRole.WIREGUARD_SERVER: wireguard.parse_key,
+    KeyRole.WIREGUARD_CLIENT: wireguard.parse_key,
+    KeyRole.TLS_AUTH: openvpn.parse_static_key,
+    KeyRole.TLS_CRYPT: openvpn.parse_static_key,
+}
+
+
 def _key_uses(testlist: TestList) -> dict[str, list[tuple[str, Callable[[str], bytes]]]]:
     uses: dict[str, list[tuple[str, Callable[[str], bytes]]]] = {}
     for feature in testlist.features:
         for target in feature.targets:
-            options = target.vpn
-            if options is None:
-                continue
-            if target.kind is TargetKind.WIREGUARD:
-                pairs = [(options.key, "a WireGuard public key"),
-                         (options.client_key, "a WireGuard private key")]
-                for name, what in pairs:
-                    if name is not None:
-                        uses.setdefault(name, []).append((what, wireguard.parse_key))
-            elif options.key is not None:
-                uses.setdefault(options.key, []).append(
-                    ("an OpenVPN static key", openvpn.parse_static_key)
-                )
+            for name, role in key_roles(target):
+                if name is not None:
+                    uses.setdefault(name, []).append((role.value, _KEY_PARSERS[role]))
     return uses
 
 

@@ -37,7 +37,7 @@ from probe.lab.topology import (
     state_dir,
 )
 from probe.lab.servers.vpn import VPNLab
-from probe.model import TargetKind
+from probe.model import KeyRole, TargetKind, key_roles
 from probe.replay.vpnkeys import write_vpn_keys
 from probe.testlist import PrefixOverrides, load_testlist, parse_cidr_list
 
@@ -263,20 +263,17 @@ def lab_vpn_keys(testlists: Sequence[Path], vpn: VPNLab) -> dict[str, str]:
     the lab's tls-auth and tls-crypt servers: they get the lab's keys.
     Key files go by path (``@FILE``), as a user would pass a ta.key.
     """
-    keys: dict[str, str] = {}
-    for path in testlists:
-        for feature in load_testlist(path).features:
-            for target in feature.targets:
-                options = target.vpn
-                if options is None:
-                    continue
-                if target.kind is TargetKind.WIREGUARD:
-                    keys[options.key or ""] = vpn.wireguard_public_key
-                    keys[options.client_key or ""] = vpn.wireguard_client_key
-                elif options.control == "tls-auth":
-                    keys[options.key or ""] = f"@{vpn.tls_auth_key}"
-                elif options.control == "tls-crypt":
-                    keys[options.key or ""] = f"@{vpn.tls_crypt_key}"
+    lab = {
+        KeyRole.WIREGUARD_SERVER: vpn.wireguard_public_key,
+        KeyRole.WIREGUARD_CLIENT: vpn.wireguard_client_key,
+        KeyRole.TLS_AUTH: f"@{vpn.tls_auth_key}",
+        KeyRole.TLS_CRYPT: f"@{vpn.tls_crypt_key}",
+    }
+    keys = {
+        name or "": lab[role]
+        for path in testlists for feature in load_testlist(path).features
+        for target in feature.targets for name, role in key_roles(target)
+    }
     keys.pop("", None)  # a target that names no key
     return keys
 

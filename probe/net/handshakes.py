@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from probe.model import Target, TargetKind
+from probe.model import Target, TargetKind, key_roles
 from probe.wire import WireError, ikev2, l2tp, openvpn, pptp, sstp, wireguard
 
 __all__ = ["Conversation", "Heard", "answerable", "conversation_for"]
@@ -67,21 +67,26 @@ class Conversation:
         """What ``data`` (one datagram, or the next piece of a stream) says."""
         raise NotImplementedError
 
+    def read(self, message: bytes) -> tuple[str, bool]:
+        """One whole message's name, and whether it answers us; WireError
+        when it is not the protocol at all."""
+        raise NotImplementedError
+
+    def _heard(self, message: bytes) -> Heard:
+        try:
+            name, answered = self.read(message)
+        except WireError:
+            return Heard("not " + self.protocol, len(message), unexpected=True)
+        return Heard(name, len(message), answered=answered)
+
 
 class _Datagrams(Conversation):
-    """UDP: each datagram is one message; ``read`` names it or raises WireError."""
+    """UDP: each datagram is one message."""
 
     transport = "udp"
 
     def hear(self, data: bytes) -> list[Heard]:
-        try:
-            name, answered = self.read(data)
-        except WireError:
-            return [Heard("not " + self.protocol, len(data), unexpected=True)]
-        return [Heard(name, len(data), answered=answered)]
-
-    def read(self, data: bytes) -> tuple[str, bool]:
-        raise NotImplementedError
+        return [self._heard(data)]
 
 
 class _Stream(Conversation):
@@ -96,15 +101,12 @@ class _Stream(Conversation):
         self._buffer += data
         try:
             messages, self._buffer = self.split(self._buffer)
-            return [self.message(m) for m in messages]
         except WireError:
             size, self._buffer = len(self._buffer), b""
             return [Heard("not " + self.protocol, size, unexpected=True)]
+        return [self._heard(m) for m in messages]
 
     def split(self, buffer: bytes) -> tuple[tuple[bytes, ...], bytes]:
-        raise NotImplementedError
-
-    def message(self, data: bytes) -> Heard:
         raise NotImplementedError
 
 
@@ -160,12 +162,8 @@ class OpenVPNOverTCP(_Stream, _OpenVPN):
     def split(self, buffer: bytes) -> tuple[tuple[bytes, ...], bytes]:
         return openvpn.tcp_unframe(buffer)
 
-    def message(self, data: bytes) -> Heard:
-        try:
-            name, answered = self.name_reply(data)
-        except WireError:
-            return Heard("not openvpn", len(data), unexpected=True)
-        return Heard(name, len(data), answered=answered)
+    def read(self, data: bytes) -> tuple[str, bool]:
+        return self.name_reply(data)
 
 
 class WireGuard(_Datagrams):
@@ -268,12 +266,9 @@ class PPTP(_Stream):
     def split(self, buffer: bytes) -> tuple[tuple[bytes, ...], bytes]:
         return pptp.split_messages(buffer)
 
-    def message(self, data: bytes) -> Heard:
-        try:
-            message = pptp.parse_control_message(data)
-        except WireError:
-            return Heard("not pptp", len(data), unexpected=True)
-        return Heard(message.name, len(data), answered=pptp.is_start_reply(message))
+    def read(self, data: bytes) -> tuple[str, bool]:
+        message = pptp.parse_control_message(data)
+        return message.name, pptp.is_start_reply(message)
 
 
 class SSTP(_Stream):
@@ -314,13 +309,9 @@ class SSTP(_Stream):
     def split(self, buffer: bytes) -> tuple[tuple[bytes, ...], bytes]:
         return sstp.split_packets(buffer)
 
-    def message(self, data: bytes) -> Heard:
-        try:
-            packet = sstp.parse_packet(data)
-        except WireError:
-            return Heard("not sstp", len(data), unexpected=True)
-        answered = packet.message_type in (sstp.CALL_CONNECT_ACK, sstp.CALL_CONNECT_NAK)
-        return Heard(packet.name, len(data), answered=answered)
+    def read(self, data: bytes) -> tuple[str, bool]:
+        packet = sstp.parse_packet(data)
+        return packet.name, packet.message_type in (sstp.CALL_CONNECT_ACK, sstp.CALL_CONNECT_NAK)
 
 
 def conversation_for(
@@ -342,13 +333,7 @@ def answerable(target: Target, keys: Mapping[str, str]) -> bool:
     """Whether ``keys`` hold every key the target's server demands before
     it answers (tls-auth/tls-crypt, a WireGuard peer's keys); a replay
     judges a capture by the same rule."""
-    options = target.vpn
-    if options is None:
-        return True
-    needed = [options.key] if target.kind is TargetKind.WIREGUARD or options.control else []
-    if target.kind is TargetKind.WIREGUARD:
-        needed.append(options.client_key)
-    return all(keys.get(name or "") for name in needed)
+    return all(keys.get(name or "") for name, _ in key_roles(target))
 
 
 def _build(
