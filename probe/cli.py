@@ -14,10 +14,11 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from probe import __version__, ui
@@ -25,7 +26,6 @@ from probe.capture import CaptureError, bpf_for, capture
 from probe.diff import diff_reports
 from probe.journal import Journal, journal_path
 from probe.keys import KeyFileError, generate_key, key_info, load_or_create_key
-from probe.lab.cli import register as register_lab
 from probe.model import TargetResult, TestList
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
@@ -187,7 +187,14 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("lists", nargs="+", metavar="LIST")
     validate.set_defaults(handler=cmd_lists_validate)
 
-    register_lab(sub)
+    lab = sub.add_parser(
+        "lab",
+        help="run the probe in a simulated censored network (root; installed apart: "
+        "pip install '.[lab]')",
+        add_help=False,
+    )
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER)
+    lab.set_defaults(handler=cmd_plugin("lab"))
     return parser
 
 
@@ -402,6 +409,31 @@ def _replay_account(args: argparse.Namespace) -> int:
     if not args.json:
         ui.plain(f"{summary.packets} packets ({summary.format}), {summary.duration:.3f} s")
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# probe lab: a command of another distribution
+
+
+# How to get each command that ships in a distribution of its own.
+_PLUGIN_INSTALL = {
+    "lab": "the lab is not installed: from a checkout of the probe, run pip install '.[lab]' "
+    "(it needs root and Debian packages: then probe lab doctor)",
+}
+
+
+def cmd_plugin(name: str) -> Callable[[argparse.Namespace], int]:
+    """Hand ``probe NAME ARGS...`` to the ``main`` a ``probe.commands`` entry
+    point names, importing it only now: the probe never imports the lab."""
+
+    def run(args: argparse.Namespace) -> int:
+        found = entry_points(group="probe.commands", name=name)
+        if not found:
+            raise InputError(_PLUGIN_INSTALL[name])
+        plugin_main = next(iter(found)).load()
+        return int(plugin_main(list(getattr(args, f"{name}_args"))))
+
+    return run
 
 
 # --------------------------------------------------------------------------

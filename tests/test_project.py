@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -28,12 +30,37 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert readme_commands()[1] in ci
 
 
+def _packages_on_disk(top: str) -> set[str]:
+    return {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+
+
 def test_every_package_directory_is_shipped() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
-    on_disk = {
-        ".".join(init.parent.relative_to(ROOT).parts)
-        for init in (ROOT / "probe").rglob("__init__.py")
-    }
+    on_disk = _packages_on_disk("probe")
     assert on_disk <= listed, f"add {sorted(on_disk - listed)} to pyproject's packages"
     assert config["package-dir"]["probe.testlists"] == "testlists"
+
+
+def test_the_lab_ships_apart_and_every_lab_package_in_it() -> None:
+    core = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert not any(name.startswith("probe_lab") for name in core["packages"])
+    lab = tomllib.loads((ROOT / "lab" / "pyproject.toml").read_text())
+    listed = set(lab["tool"]["setuptools"]["packages"])
+    on_disk = _packages_on_disk("probe_lab")
+    assert on_disk <= listed, f"add {sorted(on_disk - listed)} to lab/pyproject.toml's packages"
+    assert lab["project"]["entry-points"]["probe.commands"]["lab"] == "probe_lab.cli:main"
+
+
+def test_the_probe_never_imports_the_lab() -> None:
+    """``probe verify`` must not load nftables plumbing: importing the CLI and
+    building its parser (every subcommand) pulls in no lab module."""
+    code = (
+        "import sys, probe.cli; probe.cli._parser(); "
+        "print([m for m in sys.modules if m.split('.')[0] == 'probe_lab'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

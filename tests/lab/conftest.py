@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from environment import missing, require
 
-from probe.lab.runner import ListRun, run_scenario
-from probe.lab.scenario import find_scenario, load_scenario
-from probe.lab import addressing
+from probe_lab.runner import ListRun, run_scenario
+from probe_lab.scenario import find_scenario, load_scenario
+from probe_lab import addressing
 
 # Debian packages: iproute2 (ip, ss, tc), procps (sysctl), nftables, tcpdump, nginx,
 # and the VPN servers: openvpn, wireguard-go, charon-systemd, strongswan-swanctl,
-# pptpd, xl2tpd (see probe/lab/servers/vpn.py).
+# pptpd, xl2tpd (see probe_lab/servers/vpn.py).
 LAB_COMMANDS = ("ip", "ss", "nft", "tc", "tcpdump", "nginx", "sysctl", "openvpn",
                 "wireguard-go", "charon-systemd", "swanctl", "pptpd", "xl2tpd")
 
@@ -64,7 +64,7 @@ def no_lab_left_behind() -> Iterator[None]:
     if missing(root=True, tools=LAB_COMMANDS) is not None:
         yield
         return
-    from probe.lab import topology
+    from probe_lab import topology
 
     before = set(topology.lab_prefixes())
     yield

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probe.lab.censor.config import (
+from probe_lab.censor.config import (
     Blackhole,
     CensorConfig,
     CensorConfigError,

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probe.lab.censor.fingerprint import (
+from probe_lab.censor.fingerprint import (
     FIRST_BYTES,
     MAX_RESET,
     ClientReset,

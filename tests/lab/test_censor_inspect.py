@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_censor_fingerprint import FIRST, client_hello
 
-from probe.lab.censor.config import BLOCKPAGE_TITLE, parse_censor
-from probe.lab.censor.inspect import Inspector, Note, Residual, Send
-from probe.lab.censor.packets import (
+from probe_lab.censor.config import BLOCKPAGE_TITLE, parse_censor
+from probe_lab.censor.inspect import Inspector, Note, Residual, Send
+from probe_lab.censor.packets import (
     ACK,
     PSH,
     RST,

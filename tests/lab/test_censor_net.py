@@ -237,11 +237,11 @@ if __name__ == "__main__":
 import pytest
 from test_censor_fingerprint import FIRST, client_hello
 
-from probe.lab import topology
-from probe.lab.censor import BLOCKPAGE_TITLE, apply_censor, parse_censor
-from probe.lab.censor.apply import CensorError, CensorHandle
-from probe.lab.servers.ready import wait_ready
-from probe.lab.zone import Zone
+from probe_lab import topology
+from probe_lab.censor import BLOCKPAGE_TITLE, apply_censor, parse_censor
+from probe_lab.censor.apply import CensorError, CensorHandle
+from probe_lab.servers.ready import wait_ready
+from probe_lab.zone import Zone
 
 # Lab names of these tests and their addresses (from the server pool).
 NAMES = {
@@ -300,7 +300,7 @@ def lab(lab_host: None, tmp_path_factory: pytest.TempPathFactory, certs: Any) ->
         zone.write_text(Zone.from_plan(NAMES).to_json())
         record = workdir / "record.txt"
         for argv in (
-            [sys.executable, "-m", "probe.lab.servers.dns", "--zone", str(zone)],
+            [sys.executable, "-m", "probe_lab.servers.dns", "--zone", str(zone)],
             [sys.executable, str(HERE), "peer", str(record), *map(str, certs.good)],
         ):
             process = topology.popen_in(net.server_ns, argv, stdout=subprocess.PIPE, env=_env())

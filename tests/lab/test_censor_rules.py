@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from probe.lab.censor.config import OpenVPNFingerprint, Selector, parse_censor
-from probe.lab.censor.rules import (
+from probe_lab.censor.config import OpenVPNFingerprint, Selector, parse_censor
+from probe_lab.censor.rules import (
     ZoneError,
     inspected_ports,
     resolve_names,

@@ -4,7 +4,7 @@ The runs are the verdict matrix's (the ``matrix`` fixture of conftest.py:
 one lab per scenario, each list's run captured with the probe's TLS key
 log, CA and VPN keys beside the pcap), so agreement costs a replay per
 run, not a second matrix. Each capture is replayed with the live run's
-options (``probe.lab.agreement``): every feature, timed downloads and
+options (``probe_lab.agreement``): every feature, timed downloads and
 VPN handshakes included, and every VPN target must read as in the live
 run. The message names every control, target and feature that differs:
 checks of one name run side by side can read its addresses in another
@@ -19,9 +19,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from probe.lab.agreement import Disagreement, agreement
-from probe.lab.runner import ListRun
-from probe.lab.scenario import shipped_scenarios
+from probe_lab.agreement import Disagreement, agreement
+from probe_lab.runner import ListRun
+from probe_lab.scenario import shipped_scenarios
 from probe.model import VPN_KINDS
 from probe.testlist import load_testlist
 

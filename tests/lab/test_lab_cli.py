@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -12,19 +11,16 @@ from pathlib import Path
 import pytest
 from environment import in_ci
 
-from probe.lab import topology
-from probe.lab.cli import register
-from probe.lab.scenario import shipped_scenarios
+from probe_lab import topology
+from probe_lab.cli import main
+from probe_lab.scenario import shipped_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 WHATSAPP = str(ROOT / "testlists" / "whatsapp.yaml")
 
 
 def lab(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="probe")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["lab", *argv])
-    return int(args.handler(args))
+    return main(argv)
 
 
 def test_list_shows_every_shipped_scenario(capsys: pytest.CaptureFixture[str]) -> None:

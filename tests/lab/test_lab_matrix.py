@@ -16,10 +16,10 @@ import pytest
 from scapy.all import DNS, IP, IPv6, PcapReader  # type: ignore[attr-defined]
 
 from probe.capture import keylog_path
-from probe.lab import addressing
-from probe.lab.capture import ca_bundle_path
-from probe.lab.runner import ListRun
-from probe.lab.scenario import Scenario, load_scenario, shipped_scenarios
+from probe_lab import addressing
+from probe_lab.capture import ca_bundle_path
+from probe_lab.runner import ListRun
+from probe_lab.scenario import Scenario, load_scenario, shipped_scenarios
 from probe.replay.tlskeys import KeyLog
 
 SCENARIOS = {path.stem: path for path in shipped_scenarios()}

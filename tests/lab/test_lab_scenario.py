@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from probe.lab import addressing
-from probe.lab.scenario import (
+from probe_lab import addressing
+from probe_lab.scenario import (
     Expected,
     ScenarioError,
     find_scenario,
     load_scenario,
     shipped_scenarios,
 )
-from probe.lab.zone import Answer, ZoneEntry
+from probe_lab.zone import Answer, ZoneEntry
 from probe.model import Verdict
 from probe.testlist import load_testlist
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from probe.lab import addressing, topology
-from probe.lab.certs import LabCerts, make_lab_certs
-from probe.lab.servers import LabServers, start_servers
-from probe.lab.servers.web import INTERCEPT_PORT, INTERCEPTED_TITLE, page_title
-from probe.lab.topology import LabNet
-from probe.lab.zone import Answer, Zone, ZoneEntry
+from probe_lab import addressing, topology
+from probe_lab.certs import LabCerts, make_lab_certs
+from probe_lab.servers import LabServers, start_servers
+from probe_lab.servers.web import INTERCEPT_PORT, INTERCEPTED_TITLE, page_title
+from probe_lab.topology import LabNet
+from probe_lab.zone import Answer, Zone, ZoneEntry
 
 pytestmark = pytest.mark.usefixtures("lab_host")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from environment import in_ci
 
-from probe.lab import addressing, topology
-from probe.lab.topology import LabError, LabNet
+from probe_lab import addressing, topology
+from probe_lab.topology import LabError, LabNet
 
 pytestmark = pytest.mark.usefixtures("lab_host")
 
@@ -172,7 +172,7 @@ def test_bad_prefixes_are_refused() -> None:
 
 
 def test_a_process_in_a_namespace_runs_this_code() -> None:
-    # child_env puts this tree first, so `python -m probe.lab...` in a lab is the code under test.
+    # child_env puts this tree first, so `python -m probe_lab...` in a lab is the code under test.
     root = str(Path(topology.__file__).resolve().parents[2])
     assert topology.child_env()["PYTHONPATH"].split(":")[0] == root
     assert topology.child_env(EXTRA="1")["EXTRA"] == "1"

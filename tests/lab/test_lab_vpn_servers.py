@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from probe.lab import addressing, topology
-from probe.lab.certs import make_lab_certs
-from probe.lab.servers import LabServers, start_servers
-from probe.lab.servers.openvpn import write_static_key
-from probe.lab.servers.ready import listening
-from probe.lab.servers.vpn import redirect_ruleset
-from probe.lab.topology import LabError, LabNet
-from probe.lab.zone import Answer, Zone, ZoneEntry
+from probe_lab import addressing, topology
+from probe_lab.certs import make_lab_certs
+from probe_lab.servers import LabServers, start_servers
+from probe_lab.servers.openvpn import write_static_key
+from probe_lab.servers.ready import listening
+from probe_lab.servers.vpn import redirect_ruleset
+from probe_lab.topology import LabError, LabNet
+from probe_lab.zone import Answer, Zone, ZoneEntry
 from probe.wire import openvpn
 
 V4, V6 = "203.0.113.210", "2001:db8:5::210"
@@ -257,7 +257,7 @@ def test_a_server_that_cannot_start_is_named_with_its_log(lab_host: None) -> Non
         # Something else holds PPTP's port: pptpd cannot bind it, and the
         # port alone must not pass for pptpd being up.
         blocker = topology.popen_in(
-            net.server_ns, [sys.executable, "-m", "probe.lab.servers.hold", "--port=1723"],
+            net.server_ns, [sys.executable, "-m", "probe_lab.servers.hold", "--port=1723"],
             stdout=subprocess.PIPE)
         assert blocker.stdout is not None and blocker.stdout.readline() == b"ready\n"
         with pytest.raises(LabError) as caught:

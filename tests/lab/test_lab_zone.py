@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probe.lab import addressing
-from probe.lab.servers.dns import answer
-from probe.lab.zone import Answer, Zone, ZoneEntry
+from probe_lab import addressing
+from probe_lab.servers.dns import answer
+from probe_lab.zone import Answer, Zone, ZoneEntry
 
 ZONE = Zone({
     "e1.whatsapp.net": ZoneEntry(Answer.ADDRESSES, ("203.0.113.20", "203.0.113.201",

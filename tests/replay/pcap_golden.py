@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from probe.lab.agreement import replay_capture
+from probe_lab.agreement import replay_capture
 from probe.model import TestList
 from probe.replay.report import replay_report, verdicts_of
 

@@ -22,8 +22,8 @@ from pcap_golden import (
 
 from probe.capture import keylog_path, write_pcapng
 from probe.cli import main
-from probe.lab.capture import ca_bundle_path
-from probe.lab.runner import lab_overrides
+from probe_lab.capture import ca_bundle_path
+from probe_lab.runner import lab_overrides
 from probe.replay.capfile import CaptureReader
 from probe.replay.report import replay_report
 from probe.replay.vpnkeys import read_vpn_keys

@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import Certs
 
-from probe.lab.servers.ready import wait_for_text
-from probe.lab.topology import popen_in, run_in
+from probe_lab.servers.ready import wait_for_text
+from probe_lab.topology import popen_in, run_in
 from probe.wire import WireError
 from probe.wire.openvpn import (
     OPCODE_NAMES,

@@ -24,8 +24,8 @@ from environment import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe.lab.servers.ready import wait_for_text
-from probe.lab.topology import child_env, popen_in, run_in
+from probe_lab.servers.ready import wait_for_text
+from probe_lab.topology import child_env, popen_in, run_in
 from probe.wire import WireError
 from probe.wire.wireguard import (
     CookieReply,

@@ -2,7 +2,7 @@
 
 Every server is a process in the server namespace with one log file,
 ``<name>.log`` in the servers' directory (its stdout and stderr, unless it
-announces itself on stdout, see :mod:`probe.lab.servers.ready`). The lab
+announces itself on stdout, see :mod:`probe_lab.servers.ready`). The lab
 knows a server is up when it printed ``ready``, when ``ss`` shows its
 ports, and after its ``configure`` step (a daemon that takes its settings
 over a control socket once it runs) has succeeded.
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.lab.topology import LabError
+from probe_lab.topology import LabError
 
 __all__ = ["Configure", "Service", "binary", "keep_trying", "log_tail", "server_error"]
 

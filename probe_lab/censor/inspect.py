@@ -34,7 +34,7 @@ import dns.message
 import dns.opcode
 import dns.rdatatype
 
-from probe.lab.censor.config import (
+from probe_lab.censor.config import (
     CensorConfig,
     HostAction,
     HTTPHost,
@@ -42,9 +42,9 @@ from probe.lab.censor.config import (
     SNIReset,
     name_matches,
 )
-from probe.lab.censor.fingerprint import FIRST_BYTES, client_reset, tcp_client_reset
-from probe.lab.censor.forge import dns_answer, http_blockpage, tcp_resets
-from probe.lab.censor.packets import (
+from probe_lab.censor.fingerprint import FIRST_BYTES, client_reset, tcp_client_reset
+from probe_lab.censor.forge import dns_answer, http_blockpage, tcp_resets
+from probe_lab.censor.packets import (
     SYN,
     TCP,
     UDP,
@@ -60,7 +60,7 @@ from probe.lab.censor.packets import (
     parse_udp,
     split_segment,
 )
-from probe.lab.censor.rules import inspected_ports
+from probe_lab.censor.rules import inspected_ports
 from probe.wire import WireError
 from probe.wire.http1 import MessageReader, RequestHead, Role, header, looks_like_request
 from probe.wire.tls import (

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from probe.lab.certs import LabCerts
-from probe.lab.servers.service import binary
+from probe_lab.certs import LabCerts
+from probe_lab.servers.service import binary
 
 __all__ = [
     "INTERCEPTED_TITLE", "INTERCEPT_PORT", "PAGE_SIZE", "nginx_argv", "page_title", "write_site",
@@ -51,7 +51,7 @@ def nginx_config(directory: Path, certs: LabCerts) -> str:
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     return f"""\
-# Written by probe.lab.servers.web for one lab; removed with the lab.
+# Written by probe_lab.servers.web for one lab; removed with the lab.
 daemon off;
 master_process on;
 worker_processes 1;

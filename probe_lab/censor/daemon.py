@@ -1,6 +1,6 @@
-"""The censor's inspector process: ``python -m probe.lab.censor.daemon --config FILE``.
+"""The censor's inspector process: ``python -m probe_lab.censor.daemon --config FILE``.
 
-Runs inside the censor namespace (``probe.lab.censor.apply`` starts it).
+Runs inside the censor namespace (``probe_lab.censor.apply`` starts it).
 Reads every packet that arrives on the client link (an AF_PACKET socket
 sees it before netfilter does), hands it to :class:`Inspector`, and
 carries out what it answers: raw-socket sends, ``nft add element`` for
@@ -9,7 +9,7 @@ open. A packet that makes anything here fail is logged and forgotten;
 nothing a client sends stops the daemon.
 
 The config file is JSON: ``{"interface": "cl0", "log": PATH, "censor":
-<probe.lab.censor.config.to_data output>}``.
+<probe_lab.censor.config.to_data output>}``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from probe.lab.censor.config import CensorConfigError, parse_censor
-from probe.lab.censor.inspect import Action, Inspector, Note, Residual, Send
-from probe.lab.censor.rules import RELAY_MARK, RESIDUAL_SETS, TABLE
-from probe.lab.servers.ready import announce_ready
+from probe_lab.censor.config import CensorConfigError, parse_censor
+from probe_lab.censor.inspect import Action, Inspector, Note, Residual, Send
+from probe_lab.censor.rules import RELAY_MARK, RESIDUAL_SETS, TABLE
+from probe_lab.servers.ready import announce_ready
 
-log = logging.getLogger("probe.lab.censor")
+log = logging.getLogger("probe_lab.censor")
 
 _ETH_P_ALL = 0x0003
 _ETH_HEADER = 14
@@ -115,7 +115,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m probe.lab.censor.daemon")
+    parser = argparse.ArgumentParser(prog="python -m probe_lab.censor.daemon")
     parser.add_argument("--config", required=True, type=Path)
     args = parser.parse_args(argv)
     try:

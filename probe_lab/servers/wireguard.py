@@ -27,14 +27,14 @@ import socket
 import subprocess
 from pathlib import Path
 
-from probe.lab.servers.service import (
+from probe_lab.servers.service import (
     Configure,
     Service,
     binary,
     keep_trying,
     server_error,
 )
-from probe.lab.topology import LabError
+from probe_lab.topology import LabError
 
 __all__ = ["WIREGUARD_PORTS", "wireguard_services"]
 

@@ -2,10 +2,10 @@
 
 Run inside the server namespace::
 
-    python -m probe.lab.servers.dns --zone ZONE.json [--listen ADDR ...] [--port 53]
+    python -m probe_lab.servers.dns --zone ZONE.json [--listen ADDR ...] [--port 53]
 
 It plays "the resolver the client was given": recursion available, every
-lab name answered from the zone (see :mod:`probe.lab.zone`), any other
+lab name answered from the zone (see :mod:`probe_lab.zone`), any other
 name NXDOMAIN. Every real answer waits ``zone.delay`` seconds, so a
 forged answer injected on the path reaches the client first while the
 real one still arrives (the race the probe must record). It prints
@@ -30,9 +30,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from probe.lab.addressing import RESOLVER_V4, RESOLVER_V6
-from probe.lab.servers.ready import announce_ready, run_until_stopped
-from probe.lab.zone import Answer, Zone
+from probe_lab.addressing import RESOLVER_V4, RESOLVER_V6
+from probe_lab.servers.ready import announce_ready, run_until_stopped
+from probe_lab.zone import Answer, Zone
 
 __all__ = ["answer", "main"]
 
@@ -113,7 +113,7 @@ async def serve(zone: Zone, addresses: Sequence[str], port: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m probe.lab.servers.dns", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m probe_lab.servers.dns", description=__doc__.split("\n")[0])
     parser.add_argument("--zone", type=Path, required=True, help="zone JSON written by the lab")
     parser.add_argument("--listen", action="append", metavar="ADDR",
                         help=f"address to serve on (default {RESOLVER_V4} and {RESOLVER_V6})")

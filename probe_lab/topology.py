@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.lab import addressing as plan
+from probe_lab import addressing as plan
 
 __all__ = [
     "PREFIX",
@@ -84,7 +84,7 @@ class LabNet:
 
     ``addresses`` maps each lab name to every address served for it, in
     zone order (IPv4 first). The server namespace holds the whole pool
-    (see :mod:`probe.lab.addressing`), so a scenario may point a name at
+    (see :mod:`probe_lab.addressing`), so a scenario may point a name at
     any pool address; the runner replaces ``addresses`` with the
     scenario's zone before the censor sees it.
     """
@@ -200,9 +200,9 @@ def child_env(**extra: str) -> dict[str, str]:
 
     ``python -m probe...`` in a namespace must run this very code (a
     source tree under test, not some other installed copy), so the
-    directory holding this ``probe`` package comes first on PYTHONPATH.
+    directory holding the ``probe`` and ``probe_lab`` packages comes first on PYTHONPATH.
     """
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[1])
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root, **extra}
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from probe.lab.servers.service import (
+from probe_lab.servers.service import (
     Configure,
     Service,
     binary,
     keep_trying,
     server_error,
 )
-from probe.lab.topology import child_env, run_in
+from probe_lab.topology import child_env, run_in
 
 __all__ = ["IKE_PORTS", "ikev2_service"]
 
@@ -76,7 +76,7 @@ def _loader(server_ns: str, vici: Path, load: tuple[str, ...], env: tuple[tuple[
 
 def _strongswan_conf(vici: Path) -> str:
     return f"""\
-# Written by probe.lab.servers.ikev2 for one lab; removed with the lab.
+# Written by probe_lab.servers.ikev2 for one lab; removed with the lab.
 charon-systemd {{
     journal {{
         default = -1
@@ -116,7 +116,7 @@ swanctl {{
 
 def _swanctl_conf() -> str:
     return f"""\
-# Written by probe.lab.servers.ikev2 for one lab; removed with the lab.
+# Written by probe_lab.servers.ikev2 for one lab; removed with the lab.
 connections {{
     lab {{
         version = 2

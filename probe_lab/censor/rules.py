@@ -1,6 +1,6 @@
 """A censor config as an nftables ruleset and tc commands, for the censor namespace.
 
-Pure: text and argv lists out, nothing run here (``probe.lab.censor.apply``
+Pure: text and argv lists out, nothing run here (``probe_lab.censor.apply``
 runs them). All rules live in one table, so removing the censor is one
 ``nft delete table``.
 
@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from probe.lab.censor.config import CensorConfig, OpenVPNFingerprint, Redirect, Selector, UDPDrop
-from probe.lab.censor.fingerprint import FIRST_BYTES
+from probe_lab.censor.config import CensorConfig, OpenVPNFingerprint, Redirect, Selector, UDPDrop
+from probe_lab.censor.fingerprint import FIRST_BYTES
 
 __all__ = [
     "CLIENT_IF",

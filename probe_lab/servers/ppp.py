@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from probe.lab.servers.service import Service, binary
+from probe_lab.servers.service import Service, binary
 
 __all__ = ["L2TP_PORT", "PPTP_PORT", "l2tp_service", "pptp_service"]
 
@@ -27,7 +27,7 @@ L2TP_PORT = 1701
 # Refuse every authentication but MS-CHAPv2, as a PPTP/L2TP server in the
 # wild does; never touch the namespace's routes.
 _PPP_OPTIONS = """\
-# Written by probe.lab.servers.ppp for one lab; removed with the lab.
+# Written by probe_lab.servers.ppp for one lab; removed with the lab.
 name lab
 refuse-pap
 refuse-chap
@@ -42,7 +42,7 @@ def pptp_service(directory: Path) -> Service:
     program = binary("pptpd", "pptpd")
     options = _ppp_options(directory)
     config = directory / "pptpd.conf"
-    config.write_text("# Written by probe.lab.servers.ppp for one lab; removed with the lab.\n"
+    config.write_text("# Written by probe_lab.servers.ppp for one lab; removed with the lab.\n"
                       f"option {options}\n")
     # -f: foreground; -c, -o, -p: every file it reads or writes.
     argv = (program, "-f", "-c", str(config), "-o", str(options),
@@ -59,7 +59,7 @@ def l2tp_service(directory: Path) -> Service:
     secrets.chmod(0o600)
     config = directory / "xl2tpd.conf"
     config.write_text(f"""\
-; Written by probe.lab.servers.ppp for one lab; removed with the lab.
+; Written by probe_lab.servers.ppp for one lab; removed with the lab.
 [global]
 port = {L2TP_PORT}
 access control = no

@@ -12,12 +12,12 @@ The messages are :mod:`probe.wire.sstp`'s, the codec the probe uses.
 
 Run inside the server namespace::
 
-    python -m probe.lab.servers.sstp --port 4443 --cert LEAF.pem --key LEAF.key
+    python -m probe_lab.servers.sstp --port 4443 --cert LEAF.pem --key LEAF.key
 
 It listens on every address of both families and prints ``ready`` once
 bound. nginx owns TCP 443 on every lab address, so the lab redirects 443
 to this port for the addresses that should look like SSTP servers
-(:func:`probe.lab.servers.vpn.redirect_ruleset`).
+(:func:`probe_lab.servers.vpn.redirect_ruleset`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import struct
 import sys
 from collections.abc import Sequence
 
-from probe.lab.servers.ready import announce_ready, run_until_stopped
+from probe_lab.servers.ready import announce_ready, run_until_stopped
 from probe.wire import WireError, sstp
 
 __all__ = ["main", "respond"]
@@ -83,7 +83,7 @@ async def serve(port: int, cert: str, key: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m probe.lab.servers.sstp",
+    parser = argparse.ArgumentParser(prog="python -m probe_lab.servers.sstp",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert", required=True)

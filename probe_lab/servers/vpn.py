@@ -6,7 +6,7 @@
 | WireGuard | wireguard-go | UDP 2408, 51820 |
 | IKEv2 | strongSwan charon | UDP 500, 4500 |
 | PPTP, L2TP | pptpd, xl2tpd | TCP 1723, UDP 1701 (IPv4) |
-| SSTP | :mod:`probe.lab.servers.sstp` | TCP 4443 (443 where redirected) |
+| SSTP | :mod:`probe_lab.servers.sstp` | TCP 4443 (443 where redirected) |
 
 Every lab makes its keys afresh; :class:`VPNLab` is what the probe gets.
 """
@@ -23,16 +23,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from probe.lab.certs import LabCerts
-from probe.lab.servers.ikev2 import ikev2_service
-from probe.lab.servers.openvpn import (
+from probe_lab.certs import LabCerts
+from probe_lab.servers.ikev2 import ikev2_service
+from probe_lab.servers.openvpn import (
     TLS_AUTH_CLIENT_DIRECTION,
     openvpn_services,
     write_static_key,
 )
-from probe.lab.servers.ppp import l2tp_service, pptp_service
-from probe.lab.servers.service import Service
-from probe.lab.servers.wireguard import wireguard_services
+from probe_lab.servers.ppp import l2tp_service, pptp_service
+from probe_lab.servers.service import Service
+from probe_lab.servers.wireguard import wireguard_services
 
 __all__ = ["SSTP_PORT", "VPNLab", "redirect_ruleset", "vpn_services"]
 
@@ -70,7 +70,7 @@ def vpn_services(directory: Path, certs: LabCerts, server_ns: str) -> tuple[VPNL
         ikev2_service(directory, server_ns),
         pptp_service(directory),
         l2tp_service(directory),
-        Service("sstp", (sys.executable, "-m", "probe.lab.servers.sstp", f"--port={SSTP_PORT}",
+        Service("sstp", (sys.executable, "-m", "probe_lab.servers.sstp", f"--port={SSTP_PORT}",
                          f"--cert={certs.leaf}", f"--key={certs.leaf_key}"), says_ready=True),
     )
     return lab, services

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -11,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import probe
-from probe.lab.censor.config import CensorConfig, to_data
-from probe.lab.censor.rules import (
+from probe_lab.censor.config import CensorConfig, to_data
+from probe_lab.censor.rules import (
     CLIENT_IF,
     TABLE,
     ZoneError,
@@ -22,8 +20,8 @@ from probe.lab.censor.rules import (
     tc_commands,
     tc_teardown,
 )
-from probe.lab.servers.ready import wait_ready
-from probe.lab.topology import LabNet, popen_in, run_in
+from probe_lab.servers.ready import wait_ready
+from probe_lab.topology import LabNet, child_env, popen_in, run_in
 
 __all__ = ["CensorError", "CensorHandle", "apply_censor"]
 
@@ -114,12 +112,8 @@ def _start_daemon(
     settings.write_text(
         json.dumps({"interface": CLIENT_IF, "log": str(log), "censor": to_data(config)}, indent=2)
     )
-    # The daemon must run this very code, installed or not.
-    root = str(Path(probe.__file__).resolve().parent.parent)
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    )
-    argv = [sys.executable, "-m", "probe.lab.censor.daemon", "--config", str(settings)]
+    env = child_env()
+    argv = [sys.executable, "-m", "probe_lab.censor.daemon", "--config", str(settings)]
     with open(log, "ab") as errors:
         daemon = popen_in(net.censor_ns, argv, stdout=subprocess.PIPE, stderr=errors, env=env)
     if not wait_ready(daemon, _READY_TIMEOUT):

@@ -4,7 +4,7 @@ Stands for servers whose protocol the probe does not speak (WhatsApp's
 chat servers on 5222, a VPN provider's API port): the probe's TCP check
 only needs the handshake to complete. Run inside the server namespace::
 
-    python -m probe.lab.servers.hold --port 5222 [--port 9001 ...]
+    python -m probe_lab.servers.hold --port 5222 [--port 9001 ...]
 
 It listens on every address of the namespace, IPv4 and IPv6, and prints
 ``ready`` on stdout once every port is bound.
@@ -17,7 +17,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from probe.lab.servers.ready import announce_ready, run_until_stopped
+from probe_lab.servers.ready import announce_ready, run_until_stopped
 
 __all__ = ["main"]
 
@@ -46,7 +46,7 @@ async def serve(ports: Sequence[int]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m probe.lab.servers.hold",
+    parser = argparse.ArgumentParser(prog="python -m probe_lab.servers.hold",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, action="append", required=True)
     args = parser.parse_args(argv)

@@ -25,8 +25,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.lab.certs import LabCerts
-from probe.lab.servers.service import Service, binary
+from probe_lab.certs import LabCerts
+from probe_lab.servers.service import Service, binary
 
 __all__ = [
     "OPENVPN_PORT",
@@ -96,7 +96,7 @@ def openvpn_services(directory: Path, certs: LabCerts, tls_auth_key: Path,
 def _config(flavour: _Flavour, directory: Path, certs: LabCerts) -> str:
     udp = flavour.proto.startswith("udp")
     return "\n".join(line for line in (
-        "# Written by probe.lab.servers.openvpn for one lab; removed with the lab.",
+        "# Written by probe_lab.servers.openvpn for one lab; removed with the lab.",
         "mode server",
         "tls-server",
         f"proto {flavour.proto}",

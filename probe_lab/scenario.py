@@ -21,8 +21,8 @@ from pathlib import Path
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from probe.classify import Method
-from probe.lab.censor.config import CensorConfig, CensorConfigError, parse_censor
-from probe.lab.zone import DEFAULT_DELAY, Answer, Zone, ZoneEntry
+from probe_lab.censor.config import CensorConfig, CensorConfigError, parse_censor
+from probe_lab.zone import DEFAULT_DELAY, Answer, Zone, ZoneEntry
 from probe.model import Verdict
 from probe.testlist import TestListError, _Document
 
@@ -86,7 +86,7 @@ class Scenario:
 
 def shipped_scenarios() -> tuple[Path, ...]:
     """The scenario files shipped with the probe, by name."""
-    folder = importlib.resources.files("probe.lab") / "scenarios"
+    folder = importlib.resources.files("probe_lab") / "scenarios"
     return tuple(sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")))
 
 

@@ -1,6 +1,6 @@
 """A lab run against the replay of its own capture: the same verdicts, or why not.
 
-A run captured by :meth:`probe.lab.runner.Lab.probe` (tcpdump on the
+A run captured by :meth:`probe_lab.runner.Lab.probe` (tcpdump on the
 client's interface, the probe's TLS key log beside the file) is replayed
 through ``probe.replay`` with what shaped the live run and could shape a
 verdict: the same list, the lab's prefix overrides (``lab_overrides``),
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.lab.capture import ca_bundle_path
-from probe.lab.runner import RESOLVER, ListRun, lab_overrides
+from probe_lab.capture import ca_bundle_path
+from probe_lab.runner import RESOLVER, ListRun, lab_overrides
 from probe.net.dns import parse_resolver
 from probe.net.plan import CheckSettings
 from probe.replay.report import ReplayReport, replay_report, verdicts_of

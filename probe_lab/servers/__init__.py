@@ -1,13 +1,13 @@
 """The lab's real servers, started in the server namespace and stopped with the lab.
 
-* DNS: :mod:`probe.lab.servers.dns` on 203.0.113.53 and 2001:db8:5::53,
+* DNS: :mod:`probe_lab.servers.dns` on 203.0.113.53 and 2001:db8:5::53,
   UDP and TCP port 53, answering the scenario's zone.
 * HTTP/HTTPS: nginx on ports 80 and 443 of every address, plus the
-  interception server on :data:`INTERCEPT_PORT` (:mod:`probe.lab.servers.web`).
-* TCP services that only accept: :mod:`probe.lab.servers.hold` on
+  interception server on :data:`INTERCEPT_PORT` (:mod:`probe_lab.servers.web`).
+* TCP services that only accept: :mod:`probe_lab.servers.hold` on
   :data:`HOLD_PORTS` (WhatsApp's 5222, RiseupVPN's 9001).
 * VPN servers on every address: OpenVPN, WireGuard, IKEv2, PPTP, L2TP and
-  SSTP (:mod:`probe.lab.servers.vpn`).
+  SSTP (:mod:`probe_lab.servers.vpn`).
 
 They all start at once; :func:`start_servers` then waits for each to be up.
 """
@@ -22,13 +22,13 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.lab.certs import LabCerts
-from probe.lab.servers.ready import listening, wait_ready
-from probe.lab.servers.service import Service, log_tail, server_error
-from probe.lab.servers.vpn import VPNLab, redirect_ruleset, vpn_services
-from probe.lab.servers.web import INTERCEPT_PORT, nginx_argv, write_site
-from probe.lab.topology import LabError, LabNet, child_env, popen_in, run_in
-from probe.lab.zone import Zone
+from probe_lab.certs import LabCerts
+from probe_lab.servers.ready import listening, wait_ready
+from probe_lab.servers.service import Service, log_tail, server_error
+from probe_lab.servers.vpn import VPNLab, redirect_ruleset, vpn_services
+from probe_lab.servers.web import INTERCEPT_PORT, nginx_argv, write_site
+from probe_lab.topology import LabError, LabNet, child_env, popen_in, run_in
+from probe_lab.zone import Zone
 
 __all__ = ["HOLD_PORTS", "INTERCEPT_PORT", "LabServers", "VPNLab", "start_servers"]
 
@@ -98,9 +98,9 @@ def _base_services(zone: Zone, certs: LabCerts, directory: Path) -> tuple[Servic
     config = write_site(directory, certs)
     python = (sys.executable, "-m")
     return (
-        Service("dns", (*python, "probe.lab.servers.dns", "--zone", str(zone_file)),
+        Service("dns", (*python, "probe_lab.servers.dns", "--zone", str(zone_file)),
                 says_ready=True),
-        Service("hold", (*python, "probe.lab.servers.hold", *(f"--port={p}" for p in HOLD_PORTS)),
+        Service("hold", (*python, "probe_lab.servers.hold", *(f"--port={p}" for p in HOLD_PORTS)),
                 says_ready=True),
         # nginx has no readiness line: its ports are watched.
         Service("web", tuple(nginx_argv(config)), tcp=_WEB_PORTS),

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from probe.lab.servers.ready import wait_for_text
-from probe.lab.topology import LabError, LabNet, popen_in
+from probe_lab.servers.ready import wait_for_text
+from probe_lab.topology import LabError, LabNet, popen_in
 
 __all__ = ["ca_bundle_path", "capture"]
 

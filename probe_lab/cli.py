@@ -1,6 +1,8 @@
 """``probe lab``: list, run, bring up and take down lab scenarios.
 
-probe/cli.py adds this command with :func:`register`. Exit codes follow
+The probe finds :func:`main` through the ``probe.commands`` entry point
+this package declares (lab/pyproject.toml) and hands it the arguments
+after ``probe lab``; the probe itself never imports the lab. Exit codes follow
 the probe's: 0 ok (every feature as the scenario expects), 1 some feature
 differs, 2 usage or input error (bad scenario or list, no root, a lab
 that cannot start).
@@ -10,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from probe import ui
-from probe.lab import addressing
-from probe.lab.censor import CensorError
-from probe.lab.runner import (
+from probe_lab import addressing
+from probe_lab.censor import CensorError
+from probe_lab.runner import (
     ListRun,
     ProbeSettings,
     lab_up,
@@ -24,27 +26,32 @@ from probe.lab.runner import (
     probe_env,
     run_scenario,
 )
-from probe.lab.scenario import (
+from probe_lab.scenario import (
     ScenarioError,
     find_scenario,
     load_scenario,
     shipped_scenarios,
 )
-from probe.lab.topology import LabError, destroy_all, require_root, state_dir
+from probe_lab.topology import LabError, destroy_all, require_root, state_dir
 from probe.testlist import TestListError
 
-__all__ = ["register"]
+__all__ = ["main"]
 
 EXIT_OK, EXIT_DIFFERS, EXIT_INPUT = 0, 1, 2
 # CensorConfigError and a full address plan are ValueErrors.
 _ERRORS = (LabError, ScenarioError, TestListError, CensorError, ValueError)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``lab`` and its actions to the probe's subcommands."""
-    lab = subparsers.add_parser(
-        "lab",
-        help="run the probe in a simulated censored network (needs root)",
+def main(argv: Sequence[str]) -> int:
+    """Run ``probe lab ARGV...``; returns the exit code."""
+    args = parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``probe lab`` command line (also read by shell completion)."""
+    lab = argparse.ArgumentParser(
+        prog="probe lab",
         description="Build a lab of network namespaces (client, on-path censor, servers) "
         "from a scenario file, run the probe inside it and compare its verdicts with the "
         "scenario's. Needs root. See docs/lab.md.",
@@ -75,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     down = actions.add_parser("down", help="remove every lab on this machine")
     down.set_defaults(handler=_guarded(cmd_down))
+    return lab
 
 
 def cmd_list(args: argparse.Namespace) -> int:
