@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe.errors import InputError
 from probe.model import TargetKind, TestList
 
 # Seconds to wait for the capturer to say it listens, and for the last
@@ -43,7 +44,7 @@ _SECRETS_TLS_KEYLOG = 0x544C534B
 _Stop = Callable[[], None]
 
 
-class CaptureError(Exception):
+class CaptureError(InputError):
     """Capturing cannot start; one line, said before the run."""
 
 

@@ -1,10 +1,11 @@
 """Command line: argument parsing and wiring, nothing else.
 
-Exit codes (documented in the README):
+Exit codes (probe.errors, documented in the README):
   0  ok (a run finished, a report is valid, two reports are the same)
   1  verification failed, or a diff found changes
-  2  usage or input error (bad test list, bad report file, bad key file,
-     bad PROBE_ALLOW_NETWORKS, bad --resolver ...)
+  2  usage or input error (any InputError: bad test list, bad report file,
+     bad key file, bad PROBE_ALLOW_NETWORKS, bad --resolver ...)
+  3  internal error: a bug (--debug shows the traceback)
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,10 +25,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from probe import __version__, ui
-from probe.capture import CaptureError, bpf_for, capture
+from probe.capture import bpf_for, capture
 from probe.diff import diff_reports
+from probe.errors import EXIT_BUG, EXIT_FOUND, EXIT_INPUT, EXIT_OK, InputError
 from probe.journal import Journal, journal_path
-from probe.keys import KeyFileError, generate_key, key_info, load_or_create_key
+from probe.keys import generate_key, key_info, load_or_create_key
 from probe.model import TargetResult, TestList
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
@@ -33,10 +37,9 @@ from probe.net.dns import parse_resolver
 from probe.net.guard import AllowList
 from probe.net.plan import CheckSettings, Measurer
 from probe.net.tls import TrustStore
-from probe.replay import ReplayError, flow_account, replay_report
+from probe.replay import flow_account, replay_report
 from probe.replay.vpnkeys import read_vpn_keys
 from probe.report import (
-    ReportError,
     free_stem,
     load_report,
     report_of_run,
@@ -57,29 +60,17 @@ from probe.testlist import (
     parse_vpn_key,
 )
 
-EXIT_OK = 0
-EXIT_FOUND = 1
-EXIT_INPUT = 2
-
-
-class InputError(Exception):
-    """A problem with what the user gave us: one line, exit code 2."""
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.debug:
+        # Tracebacks, and the exception behind every unknown_failure, on stderr.
+        logging.basicConfig(stream=sys.stderr, format="debug: %(name)s: %(message)s")
+        logging.getLogger("probe").setLevel(logging.DEBUG)
     try:
         return int(args.handler(args))
-    except (
-        InputError,
-        TestListError,
-        ReportError,
-        KeyFileError,
-        CaptureError,
-        ReplayError,
-        ValueError,
-    ) as exc:
+    except InputError as exc:
         ui.error(str(exc))
         return EXIT_INPUT
     except BrokenPipeError:
@@ -89,6 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         ui.error("interrupted; finished targets are kept in the journal next to the report")
         return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        ui.error(
+            f"internal error (a bug in the probe, not in your input): {type(exc).__name__}: "
+            f"{exc}; run again with --debug to see where, and please report it"
+        )
+        return EXIT_BUG
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,7 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Measure which features of a service are reachable, blocked or "
         "degraded from this network, and how; writes signed JSON reports.",
         epilog="Exit codes: 0 ok; 1 verification failed or diff found changes; "
-        "2 usage or input error.",
+        "2 usage or input error; 3 internal error (a bug).",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on stderr: tracebacks, and the exception behind every unknown_failure",
     )
     parser.add_argument("--version", action="version", version=f"probe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -186,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
     validate = lists_sub.add_parser("validate", help="check test lists and report every error position")
     validate.add_argument("lists", nargs="+", metavar="LIST")
     validate.set_defaults(handler=cmd_lists_validate)
+
+    for command in sub.choices.values():
+        # `probe run ... --debug` as well as `probe --debug run ...`.
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     lab = sub.add_parser(
         "lab",

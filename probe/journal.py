@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Protocol
 
+from probe.errors import InputError
 from probe.model import Observation, Target
 from probe.report import fsync_directory
 from probe.serialize import SerializeError, observation_to_dict, observations_from_list
@@ -30,7 +31,7 @@ from probe.serialize import SerializeError, observation_to_dict, observations_fr
 JOURNAL_SUFFIX = ".journal.jsonl"
 
 
-class JournalError(ValueError):
+class JournalError(InputError):
     """A journal that cannot be opened or read; one line, file:line first."""
 
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from probe.errors import InputError
 from probe.report import fsync_directory
 from probe.sign import SigningKey, key_id_for, public_key_bytes
 
@@ -35,7 +36,7 @@ KEY_FILE = "signing-key.pem"
 _MAX_KEY_FILE = 64 * 1024  # a PEM Ed25519 key is 119 bytes; refuse to slurp anything big
 
 
-class KeyFileError(Exception):
+class KeyFileError(InputError):
     """The key file cannot be used; one line, with what to do about it."""
 
 

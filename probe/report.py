@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from probe import __version__
+from probe.errors import InputError
 from probe.model import ControlStatus, FeatureVerdict, TargetResult, TestList
 from probe.serialize import (
     control_status_to_dict,
@@ -47,7 +48,7 @@ _MAX_ASN = 2**32 - 1  # RFC 6793: AS numbers are 32 bits
 _STEM_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class ReportError(Exception):
+class ReportError(InputError):
     """A report file that cannot be read; one line, file name first."""
 
 

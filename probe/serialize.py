@@ -32,6 +32,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from probe.errors import InputError
 from probe.model import (
     ControlStatus,
     DNSObservation,
@@ -66,7 +67,7 @@ _OBSERVATION_KINDS: dict[str, type[Observation]] = {
 _TARGET_HEAD = ("id", "kind")
 
 
-class SerializeError(ValueError):
+class SerializeError(InputError):
     """Data that does not decode to a model object; one line, path first."""
 
 

@@ -27,6 +27,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
+from probe.errors import InputError
 from probe.model import (
     VPN_KINDS,
     Expectations,
@@ -50,23 +51,17 @@ __all__ = [
 ]
 
 
-class TestListError(Exception):
-    """A problem in a test list, rendered as exactly one line ``FILE:LINE:COL: message``.
+class TestListError(InputError):
+    """A problem in a test list: always ``FILE:LINE:COL: message``.
 
-    Lines and columns count from 1. Problems with the file as a whole
-    (missing, unreadable, empty) point at 1:1.
+    Problems with the file as a whole (missing, unreadable, empty) point at 1:1.
     """
 
     __test__ = False  # a pytest-looking name, not a test class
 
     def __init__(self, path: str, line: int, column: int, message: str) -> None:
-        # Quoted values may hold newlines; editors and CI annotations rely on
-        # the one-line form, so all whitespace runs become single spaces.
+        super().__init__(message, file=path, line=line, column=column)
         self.path = path
-        self.line = line
-        self.column = column
-        self.message = " ".join(message.split())
-        super().__init__(f"{path}:{line}:{column}: {self.message}")
 
 
 # --------------------------------------------------------------------------
@@ -280,15 +275,15 @@ def apply_prefix_overrides(testlist: TestList, overrides: PrefixOverrides) -> Te
 
 
 def parse_cidr_list(text: str, what: str) -> tuple[str, ...]:
-    """``CIDR,CIDR,...`` from a command line; ValueError with one line if bad."""
+    """``CIDR,CIDR,...`` from a command line; InputError (one line) if bad."""
     cidrs = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         try:
             cidrs.append(str(ipaddress.ip_network(item)))
         except ValueError as exc:
-            raise ValueError(f"{what}: bad CIDR prefix {item!r}: {exc}") from None
+            raise InputError(f"{what}: bad CIDR prefix {item!r}: {exc}") from None
     if not cidrs:
-        raise ValueError(f"{what}: expected CIDR[,CIDR...]")
+        raise InputError(f"{what}: expected CIDR[,CIDR...]")
     return tuple(cidrs)
 
 
@@ -296,21 +291,21 @@ def parse_prefix_table(text: str) -> tuple[str, tuple[str, ...]]:
     """``NAME=CIDR,CIDR`` from ``--prefix-table``."""
     name, equals, cidrs = text.partition("=")
     if not equals or not name.strip():
-        raise ValueError(f"--prefix-table {text!r}: expected NAME=CIDR[,CIDR...]")
+        raise InputError(f"--prefix-table {text!r}: expected NAME=CIDR[,CIDR...]")
     return name.strip(), parse_cidr_list(cidrs, f"--prefix-table {name.strip()}")
 
 
 def parse_vpn_key(text: str) -> tuple[str, str]:
-    """``NAME=VALUE`` or ``NAME=@FILE`` from ``--vpn-key``; ValueError with one line if bad."""
+    """``NAME=VALUE`` or ``NAME=@FILE`` from ``--vpn-key``; InputError (one line) if bad."""
     name, equals, value = text.partition("=")
     name = name.strip()
     if not equals or not name or not value:
-        raise ValueError(f"--vpn-key {text!r}: expected NAME=VALUE or NAME=@FILE")
+        raise InputError(f"--vpn-key {text!r}: expected NAME=VALUE or NAME=@FILE")
     if value.startswith("@"):
         try:
             value = Path(value[1:]).read_text()
         except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"--vpn-key {name}: cannot read {value[1:]}: {exc}") from None
+            raise InputError(f"--vpn-key {name}: cannot read {value[1:]}: {exc}") from None
     return name, value.strip()
 
 
@@ -326,7 +321,7 @@ def apply_key_overrides(testlist: TestList, values: Mapping[str, str]) -> TestLi
             try:
                 parse(value)
             except WireError as exc:
-                raise ValueError(f"--vpn-key {name}: not {what}: {exc}") from None
+                raise InputError(f"--vpn-key {name}: not {what}: {exc}") from None
     keys = dict(testlist.keys) | {n: v for n, v in values.items() if n in used}
     return replace(testlist, keys=tuple(sorted(keys.items())))
 

@@ -18,6 +18,7 @@ import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
 
+from probe.errors import InputError
 from probe.testlist import default_testlists, example_testlists, load_testlist
 
 __all__ = [
@@ -93,7 +94,7 @@ def address_plan(names: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Name -> (IPv4, IPv6) from the pool, in name order; ValueError if the pool runs out."""
     ordered = sorted(set(names))
     if len(ordered) > len(_NAMED):
-        raise ValueError(f"the lab has addresses for {len(_NAMED)} names, not {len(ordered)}")
+        raise InputError(f"the lab has addresses for {len(_NAMED)} names, not {len(ordered)}")
     return {
         name: (server_address(host, 4), server_address(host, 6))
         for name, host in zip(ordered, _NAMED, strict=False)

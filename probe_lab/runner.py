@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from probe.capture import keylog_path
+from probe.model import KeyRole, TargetKind, key_roles
+from probe.replay.vpnkeys import write_vpn_keys
+from probe.testlist import PrefixOverrides, load_testlist, parse_cidr_list
 from probe_lab import addressing
 from probe_lab.capture import ca_bundle_path
 from probe_lab.capture import capture as capture_client
@@ -27,6 +30,7 @@ from probe_lab.censor import CensorHandle, apply_censor
 from probe_lab.certs import LabCerts, make_lab_certs
 from probe_lab.scenario import Expected, Scenario
 from probe_lab.servers import LabServers, start_servers
+from probe_lab.servers.vpn import VPNLab
 from probe_lab.topology import (
     LabError,
     LabNet,
@@ -36,10 +40,6 @@ from probe_lab.topology import (
     run_in,
     state_dir,
 )
-from probe_lab.servers.vpn import VPNLab
-from probe.model import KeyRole, TargetKind, key_roles
-from probe.replay.vpnkeys import write_vpn_keys
-from probe.testlist import PrefixOverrides, load_testlist, parse_cidr_list
 
 __all__ = [
     "FeatureCheck",

@@ -21,10 +21,11 @@ from pathlib import Path
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from probe.classify import Method
-from probe_lab.censor.config import CensorConfig, CensorConfigError, parse_censor
-from probe_lab.zone import DEFAULT_DELAY, Answer, Zone, ZoneEntry
+from probe.errors import InputError
 from probe.model import Verdict
 from probe.testlist import TestListError, _Document
+from probe_lab.censor.config import CensorConfig, CensorConfigError, parse_censor
+from probe_lab.zone import DEFAULT_DELAY, Answer, Zone, ZoneEntry
 
 __all__ = [
     "Expected",
@@ -48,7 +49,7 @@ _LAB_RANGES = tuple(
 _MAX_DELAY_MS = 5000
 
 
-class ScenarioError(Exception):
+class ScenarioError(InputError):
     """A problem in a scenario file: one line, ``FILE:LINE:COL: message``."""
 
 

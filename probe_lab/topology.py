@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probe.errors import InputError
 from probe_lab import addressing as plan
 
 __all__ = [
@@ -74,7 +75,7 @@ _GSO_MAX = 1500  # bytes: no packet bigger than the links' MTU (see _up)
 _KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a lab's processes
 
 
-class LabError(Exception):
+class LabError(InputError):
     """The lab cannot be built or used; one line for the user (exit code 2)."""
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import archive_samples as samples
+
 from probe.diff import Change, ChangeKind, Outcome, Scope, diff_reports
 from probe.model import FeatureVerdict, TargetVerdict, Verdict
 from probe.report import load_report, write_report_atomic

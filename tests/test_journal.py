@@ -3,10 +3,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import archive_samples as samples
 import pytest
 
-import archive_samples as samples
-from probe.journal import Journal, JournalEntry, JournalError, journal_path, read_journal
+from probe.journal import (
+    Journal,
+    JournalEntry,
+    JournalError,
+    journal_path,
+    read_journal,
+)
 
 
 def entries_of(results: tuple) -> list[JournalEntry]:  # type: ignore[type-arg]

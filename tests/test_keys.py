@@ -7,9 +7,20 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
 
-from probe.keys import KeyFileError, config_dir, generate_key, key_info, key_path, load_or_create_key
+from probe.keys import (
+    KeyFileError,
+    config_dir,
+    generate_key,
+    key_info,
+    key_path,
+    load_or_create_key,
+)
 from probe.sign import key_id_for, public_key_bytes, sign_report, verify_report
 
 

@@ -8,17 +8,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import archive_samples as samples
 import jsonschema
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import archive_samples as samples
 from probe import __version__
 from probe.model import Failure
 from probe.report import (
-    free_stem,
     FORMAT,
     ReportError,
     encode_report,
+    free_stem,
     load_report,
     load_schema,
     report_stem,
@@ -26,8 +27,6 @@ from probe.report import (
 )
 from probe.serialize import target_result_from_dict
 from probe.sign import sign_report
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def validator() -> jsonschema.Draft202012Validator:

@@ -4,10 +4,10 @@ import json
 from typing import Any
 
 import pytest
+from archive_samples import ALL_OBSERVATIONS, CONTROL_STATUS, FEATURES, RESULTS, WEB
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archive_samples import ALL_OBSERVATIONS, CONTROL_STATUS, FEATURES, RESULTS, WEB
 from probe.model import (
     Certificate,
     DNSAnswer,

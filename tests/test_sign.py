@@ -9,16 +9,27 @@ import re
 from pathlib import Path
 from typing import Any
 
+import archive_samples as samples
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import archive_samples as samples
 from probe import model
 from probe.report import write_report_atomic
-from probe.sign import canonical_bytes, key_id_for, public_key_bytes, sign_report, verify_file, verify_report
+from probe.sign import (
+    canonical_bytes,
+    key_id_for,
+    public_key_bytes,
+    sign_report,
+    verify_file,
+    verify_report,
+)
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import probe
 from probe import testlist
+from probe.errors import InputError
 from probe.model import Expectations, TargetKind
 from probe.testlist import (
     PrefixOverrides,
@@ -750,7 +751,7 @@ def test_prefix_overrides_replace_named_tables_and_fill_the_rest() -> None:
 
 @pytest.mark.parametrize("text", ["facebook", "=1.2.3.0/24", "facebook=", "facebook=1.2.3.4/8", "x=nope"])
 def test_bad_prefix_table_flags_are_one_line_errors(text: str) -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(InputError) as caught:
         parse_prefix_table(text)
     assert "--prefix-table" in str(caught.value) and "\n" not in str(caught.value)
 
@@ -812,10 +813,10 @@ def test_vpn_keys_given_at_run_time_are_checked(tmp_path: Path) -> None:
     client = "YEocP0e2o1WT5GlvBvQzVF7EeR6Z7aCa+HzJj2G8R2A="
     given = apply_key_overrides(testlist, {"client": client, "unused": "x"})
     assert dict(given.keys) == {"server": dict(testlist.keys)["server"], "client": client}
-    with pytest.raises(ValueError, match="--vpn-key ta: not an OpenVPN static key"):
+    with pytest.raises(InputError, match="--vpn-key ta: not an OpenVPN static key"):
         apply_key_overrides(testlist, {"ta": "not a key"})
     key_file = tmp_path / "client.key"
     key_file.write_text(client + "\n")
     assert parse_vpn_key(f"client=@{key_file}") == ("client", client)
-    with pytest.raises(ValueError, match="expected NAME=VALUE or NAME=@FILE"):
+    with pytest.raises(InputError, match="expected NAME=VALUE or NAME=@FILE"):
         parse_vpn_key("client")

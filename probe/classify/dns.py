@@ -5,9 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from probe.classify.addresses import Address, bogon_label, parse_address, parse_networks, within
+from probe.classify.addresses import (
+    Address,
+    bogon_label,
+    parse_address,
+    parse_networks,
+    within,
+)
 from probe.classify.methods import Method, Outcome, Stage, plural
-from probe.model import DNSObservation, DNSResponse, Failure, Observation, Target, TargetKind
+from probe.model import (
+    DNSObservation,
+    DNSResponse,
+    Failure,
+    Observation,
+    Target,
+    TargetKind,
+)
 
 # Rcodes (RFC 1035 §4.1.1) turned into the failure a resolver layer would
 # have reported, for observations whose failure field was left empty.

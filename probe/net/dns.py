@@ -19,6 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from probe.errors import InputError
 from probe.model import DNSAnswer, DNSObservation, DNSResponse, Failure
 from probe.net.backend import DialerBackend, http_client
 from probe.net.clock import Clock
@@ -86,7 +87,7 @@ def _make_query(name: str, rtype: str, resolver: ResolverSpec) -> dns.message.Qu
             name, dns.rdatatype.from_text(rtype), use_edns=0, payload=_EDNS_PAYLOAD
         )
     except dns.exception.DNSException as exc:
-        raise ValueError(f"cannot query {name!r} {rtype}: {exc}") from None
+        raise InputError(f"cannot query {name!r} {rtype}: {exc}") from None
     if resolver.protocol == "https":
         query.id = 0  # RFC 8484 section 4.1: ID 0 keeps answers cacheable
     return query

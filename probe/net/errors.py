@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import ssl
 
 import dns.exception
@@ -25,6 +26,8 @@ import httpcore
 import httpx
 
 from probe.model import Failure
+
+_log = logging.getLogger(__name__)
 
 
 class CheckError(Exception):
@@ -92,6 +95,9 @@ def failure_from_exception(exc: BaseException) -> Failure:
         wrapped = _wrapper(link)
         if wrapped is not None:
             return wrapped
+    # Often a bug rather than the network: `probe --debug` shows it on
+    # stderr (never in the report, which only says unknown_failure).
+    _log.debug("unknown_failure: %s: %s", type(exc).__name__, exc, exc_info=exc)
     return Failure.UNKNOWN
 
 

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from probe.errors import InputError
 from probe.model import Failure
 from probe.net.errors import CheckError
 
@@ -21,7 +22,7 @@ ENV = "PROBE_ALLOW_NETWORKS"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class AllowListError(ValueError):
+class AllowListError(InputError):
     """PROBE_ALLOW_NETWORKS does not parse; the message is one line."""
 
 

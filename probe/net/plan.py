@@ -23,7 +23,14 @@ from itertools import chain, zip_longest
 
 import httpx
 
-from probe.model import VPN_KINDS, DNSObservation, Failure, Observation, Target, TargetKind
+from probe.model import (
+    VPN_KINDS,
+    DNSObservation,
+    Failure,
+    Observation,
+    Target,
+    TargetKind,
+)
 from probe.net import dns, http, tcp, tls, vpn
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer, is_ip_literal, url_host

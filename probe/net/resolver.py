@@ -17,13 +17,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from probe.errors import InputError
 from probe.net.dialer import is_ip_literal, url_host
 
 RESOLV_CONF = "/etc/resolv.conf"
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9.])?")
 
 
-class ResolverError(ValueError):
+class ResolverError(InputError):
     """A resolver string does not parse; the message is one line."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
+from probe.errors import InputError
+
 
 @dataclass(frozen=True, slots=True)
 class TrustStore:
@@ -28,4 +30,4 @@ class TrustStore:
         try:
             return ssl.create_default_context(cafile=self.ca_bundle)
         except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"--ca-bundle {self.ca_bundle}: cannot load: {exc}") from None
+            raise InputError(f"--ca-bundle {self.ca_bundle}: cannot load: {exc}") from None

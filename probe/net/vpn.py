@@ -19,7 +19,14 @@ import asyncio
 import ssl
 from collections.abc import Mapping
 
-from probe.model import Failure, HandshakeMessage, HandshakeObservation, Observation, Target, TCPObservation
+from probe.model import (
+    Failure,
+    HandshakeMessage,
+    HandshakeObservation,
+    Observation,
+    Target,
+    TCPObservation,
+)
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer, close_stream, send
 from probe.net.errors import CheckError, failure_from_exception

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from probe.errors import InputError
 
-class ReplayError(Exception):
+
+class ReplayError(InputError):
     """A capture that cannot be replayed; one line naming the file and the
     byte offset or packet number where it went wrong.
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.capture import keylog_path
+from probe.errors import InputError
 from probe.model import TestList
 from probe.net.dns import parse_resolver
 from probe.net.plan import CheckSettings
@@ -64,7 +65,7 @@ def read_keylog(pcap: Path, path: Path | str | None) -> KeyLog | None:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise ValueError(f"--keylog {path}: {exc.strerror or exc}") from None
+        raise InputError(f"--keylog {path}: {exc.strerror or exc}") from None
     return KeyLog.parse(data.splitlines())
 
 

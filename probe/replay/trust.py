@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.utils import CryptographyDeprecationWarning
 
+from probe.errors import InputError
 from probe.model import Failure
 
 __all__ = ["CertificateJudge", "names_server"]
@@ -60,7 +61,7 @@ class CertificateJudge:
         """A judge of ``path``'s CAs; ValueError (one line) if it has none to read."""
         judge = cls(path)
         if not judge._anchors:
-            raise ValueError(f"--ca-bundle {path}: no readable PEM certificate in it")
+            raise InputError(f"--ca-bundle {path}: no readable PEM certificate in it")
         return judge
 
     @cached_property

@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from probe.errors import InputError
 from probe.testlist import parse_vpn_key
 
 __all__ = ["read_vpn_keys", "vpn_keys_path", "write_vpn_keys"]
@@ -44,9 +45,9 @@ def read_vpn_keys(pcap: Path) -> dict[str, str]:
     try:
         keys = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a VPN key file: {exc}") from None
+        raise InputError(f"{path}: not a VPN key file: {exc}") from None
     if not isinstance(keys, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in keys.items()
     ):
-        raise ValueError(f"{path}: not a VPN key file (expected an object of names to strings)")
+        raise InputError(f"{path}: not a VPN key file (expected an object of names to strings)")
     return keys

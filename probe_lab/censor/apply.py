@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from probe.errors import InputError
 from probe_lab.censor.config import CensorConfig, to_data
 from probe_lab.censor.rules import (
     CLIENT_IF,
@@ -30,7 +31,7 @@ _READY_TIMEOUT = 20.0
 _STOP_TIMEOUT = 5.0
 
 
-class CensorError(RuntimeError):
+class CensorError(InputError):
     """The censor could not be set up; one line."""
 
 

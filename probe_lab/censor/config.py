@@ -100,6 +100,8 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from probe.errors import InputError
+
 __all__ = [
     "BLOCKPAGE_TITLE",
     "LAB_NETWORKS",
@@ -137,7 +139,7 @@ _RATE = re.compile(r"(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)")
 _RATE_FACTOR = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9}
 
 
-class CensorConfigError(ValueError):
+class CensorConfigError(InputError):
     """One line: ``WHERE[:LINE:COL]: censor.KEY: message``."""
 
 

@@ -34,6 +34,21 @@ import dns.message
 import dns.opcode
 import dns.rdatatype
 
+from probe.wire import WireError
+from probe.wire.http1 import (
+    MessageReader,
+    RequestHead,
+    Role,
+    header,
+    looks_like_request,
+)
+from probe.wire.tls import (
+    ContentType,
+    HandshakeReader,
+    HandshakeType,
+    RecordReader,
+    parse_client_hello,
+)
 from probe_lab.censor.config import (
     CensorConfig,
     HostAction,
@@ -61,15 +76,6 @@ from probe_lab.censor.packets import (
     split_segment,
 )
 from probe_lab.censor.rules import inspected_ports
-from probe.wire import WireError
-from probe.wire.http1 import MessageReader, RequestHead, Role, header, looks_like_request
-from probe.wire.tls import (
-    ContentType,
-    HandshakeReader,
-    HandshakeType,
-    RecordReader,
-    parse_client_hello,
-)
 
 __all__ = ["Action", "Inspector", "Note", "Residual", "Send"]
 

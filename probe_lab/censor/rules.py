@@ -33,7 +33,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from probe_lab.censor.config import CensorConfig, OpenVPNFingerprint, Redirect, Selector, UDPDrop
+from probe_lab.censor.config import (
+    CensorConfig,
+    OpenVPNFingerprint,
+    Redirect,
+    Selector,
+    UDPDrop,
+)
 from probe_lab.censor.fingerprint import FIRST_BYTES
 
 __all__ = [

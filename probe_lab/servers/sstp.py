@@ -30,8 +30,8 @@ import struct
 import sys
 from collections.abc import Sequence
 
-from probe_lab.servers.ready import announce_ready, run_until_stopped
 from probe.wire import WireError, sstp
+from probe_lab.servers.ready import announce_ready, run_until_stopped
 
 __all__ = ["main", "respond"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from environment import missing, require
 
+from probe_lab import addressing
 from probe_lab.runner import ListRun, run_scenario
 from probe_lab.scenario import find_scenario, load_scenario
-from probe_lab import addressing
 
 # Debian packages: iproute2 (ip, ss, tc), procps (sysctl), nftables, tcpdump, nginx,
 # and the VPN servers: openvpn, wireguard-go, charon-systemd, strongswan-swanctl,

@@ -21,6 +21,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from probe.wire import WireError
+from probe.wire.pptp import start_control_connection_request
 from probe_lab.censor.fingerprint import (
     FIRST_BYTES,
     MAX_RESET,
@@ -28,8 +30,6 @@ from probe_lab.censor.fingerprint import (
     client_reset,
     tcp_client_reset,
 )
-from probe.wire import WireError
-from probe.wire.pptp import start_control_connection_request
 
 CAPTURED = {
     "openvpn udp": "38e6cfb7347ea85ecc0000000000",

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_censor_fingerprint import FIRST, client_hello
 
+from probe.wire.pptp import start_control_connection_request
 from probe_lab.censor.config import BLOCKPAGE_TITLE, parse_censor
 from probe_lab.censor.inspect import Inspector, Note, Residual, Send
 from probe_lab.censor.packets import (
@@ -30,7 +31,6 @@ from probe_lab.censor.packets import (
     parse_tcp,
     parse_udp,
 )
-from probe.wire.pptp import start_control_connection_request
 
 CLIENT, SERVER = "198.51.100.2", "203.0.113.10"
 CLIENT6, SERVER6 = "2001:db8:c::2", "2001:db8:5::10"

@@ -19,11 +19,11 @@ from collections.abc import Mapping
 
 import pytest
 
+from probe.model import VPN_KINDS
+from probe.testlist import load_testlist
 from probe_lab.agreement import Disagreement, agreement
 from probe_lab.runner import ListRun
 from probe_lab.scenario import shipped_scenarios
-from probe.model import VPN_KINDS
-from probe.testlist import load_testlist
 
 SCENARIOS = sorted(path.stem for path in shipped_scenarios())
 # As test_lab_matrix.py's: run alone, this test makes the scenario's runs.

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from environment import in_ci
 
+from probe.cli import main as probe_main
 from probe_lab import topology
-from probe_lab.cli import main
 from probe_lab.scenario import shipped_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +20,8 @@ WHATSAPP = str(ROOT / "testlists" / "whatsapp.yaml")
 
 
 def lab(*argv: str) -> int:
-    return main(argv)
+    """``probe lab ARGV...`` through the probe's command line and the entry point."""
+    return probe_main(["lab", *argv])
 
 
 def test_list_shows_every_shipped_scenario(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,11 +16,11 @@ import pytest
 from scapy.all import DNS, IP, IPv6, PcapReader  # type: ignore[attr-defined]
 
 from probe.capture import keylog_path
+from probe.replay.tlskeys import KeyLog
 from probe_lab import addressing
 from probe_lab.capture import ca_bundle_path
 from probe_lab.runner import ListRun
 from probe_lab.scenario import Scenario, load_scenario, shipped_scenarios
-from probe.replay.tlskeys import KeyLog
 
 SCENARIOS = {path.stem: path for path in shipped_scenarios()}
 # Generous for a slow CI machine: blackhole, the slowest, takes about a minute here.

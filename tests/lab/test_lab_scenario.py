@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from probe.model import Verdict
+from probe.testlist import load_testlist
 from probe_lab import addressing
 from probe_lab.scenario import (
     Expected,
@@ -15,8 +17,6 @@ from probe_lab.scenario import (
     shipped_scenarios,
 )
 from probe_lab.zone import Answer, ZoneEntry
-from probe.model import Verdict
-from probe.testlist import load_testlist
 
 SHIPPED = {
     "clean", "china-2017", "dns-nxdomain", "blackhole", "throttled", "lossy", "partial",

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from probe.wire import openvpn
 from probe_lab import addressing, topology
 from probe_lab.certs import make_lab_certs
 from probe_lab.servers import LabServers, start_servers
@@ -22,7 +23,6 @@ from probe_lab.servers.ready import listening
 from probe_lab.servers.vpn import redirect_ruleset
 from probe_lab.topology import LabError, LabNet
 from probe_lab.zone import Answer, Zone, ZoneEntry
-from probe.wire import openvpn
 
 V4, V6 = "203.0.113.210", "2001:db8:5::210"
 SSTP_V4, SSTP_V6 = "203.0.113.220", "2001:db8:5::220"

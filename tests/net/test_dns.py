@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from servers import BOGON, FORGED, SERVER, Lab
 
+from probe.errors import InputError
 from probe.model import DNSAnswer, DNSObservation, Failure
 from probe.net import dns as probe_dns
 from probe.net.clock import Clock
@@ -70,7 +71,7 @@ def test_parse_resolver_errors_are_one_line(text: str, why: str) -> None:
     with pytest.raises(ResolverError) as info:
         parse_resolver(text)
     message = str(info.value)
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, InputError)
     assert message.startswith(f"invalid resolver {text!r}: ") and why in message
     assert "\n" not in message
 
@@ -130,7 +131,7 @@ def test_no_nameserver_is_dns_no_resolver(tmp_path: Path, dialer: Dialer) -> Non
 
 
 def test_names_that_cannot_be_queried_are_a_caller_error(dialer: Dialer) -> None:
-    with pytest.raises(ValueError, match="cannot query"):
+    with pytest.raises(InputError, match="cannot query"):
         _run(resolve("a..b", "A", ResolverSpec("udp", "127.0.0.1"), dialer, Clock(), 1.0, 0.1))
 
 

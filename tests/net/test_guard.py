@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from probe.errors import InputError
 from probe.model import Failure
 from probe.net import dns, http, tcp, tls
 from probe.net.clock import Clock
@@ -54,7 +55,7 @@ def test_malformed_values_name_the_variable_and_the_entry(value: str, bad: str) 
     with pytest.raises(AllowListError) as info:
         AllowList.from_env({ENV: value})
     message = str(info.value)
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, InputError)
     assert message.startswith(f"{ENV}: entry ") and bad in message
     assert "\n" not in message
 

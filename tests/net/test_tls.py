@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from servers import SERVER, Certs, Lab
 
+from probe.errors import InputError
 from probe.model import Failure, TCPObservation, TLSObservation
 from probe.net import tls
 from probe.net.certs import certificate_from_der
@@ -134,6 +135,6 @@ def test_unparsable_certificates_keep_their_fingerprint(der: bytes) -> None:
 
 
 def test_a_bad_ca_bundle_is_a_one_line_error(tmp_path: object) -> None:
-    with pytest.raises(ValueError, match="--ca-bundle /nonexistent/ca.pem: cannot load") as info:
+    with pytest.raises(InputError, match="--ca-bundle /nonexistent/ca.pem: cannot load") as info:
         TrustStore.from_bundle("/nonexistent/ca.pem")
     assert "\n" not in str(info.value)

@@ -14,7 +14,14 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from probe.model import Failure, HandshakeObservation, Target, TargetKind, TCPObservation, VPNOptions
+from probe.model import (
+    Failure,
+    HandshakeObservation,
+    Target,
+    TargetKind,
+    TCPObservation,
+    VPNOptions,
+)
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
 from probe.net.guard import AllowList

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from probe_lab.agreement import replay_capture
 from probe.model import TestList
 from probe.replay.report import replay_report, verdicts_of
+from probe_lab.agreement import replay_capture
 
 __all__ = ["FIXTURES", "LAB_FIXTURES", "golden_files", "lab_captures", "lab_golden_files",
            "lab_list", "verdicts_of"]

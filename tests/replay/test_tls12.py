@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from servers import Certs, server_context
 
+from probe.errors import InputError
 from probe.model import Failure
 from probe.replay.http import HTTPTracker
 from probe.replay.observe import handshake_outcome
@@ -164,7 +165,7 @@ def test_damaged_chains_are_judged_never_raise(
 
 def test_a_bundle_without_certificates_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "empty.pem").write_text("no certificates here\n")
-    with pytest.raises(ValueError, match="no readable PEM certificate"):
+    with pytest.raises(InputError, match="no readable PEM certificate"):
         CertificateJudge.from_bundle(tmp_path / "empty.pem")
 
 

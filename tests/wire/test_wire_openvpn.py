@@ -21,8 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import Certs
 
-from probe_lab.servers.ready import wait_for_text
-from probe_lab.topology import popen_in, run_in
 from probe.wire import WireError
 from probe.wire.openvpn import (
     OPCODE_NAMES,
@@ -42,6 +40,8 @@ from probe.wire.openvpn import (
     tcp_frame,
     tcp_unframe,
 )
+from probe_lab.servers.ready import wait_for_text
+from probe_lab.topology import popen_in, run_in
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEY_TEXT = (FIXTURES / "openvpn-static.key").read_text()

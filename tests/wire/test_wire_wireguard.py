@@ -24,8 +24,6 @@ from environment import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe_lab.servers.ready import wait_for_text
-from probe_lab.topology import child_env, popen_in, run_in
 from probe.wire import WireError
 from probe.wire.wireguard import (
     CookieReply,
@@ -38,6 +36,8 @@ from probe.wire.wireguard import (
     public_key,
     tai64n,
 )
+from probe_lab.servers.ready import wait_for_text
+from probe_lab.topology import child_env, popen_in, run_in
 
 SERVER_PRIVATE = bytes(range(64, 96))
 SERVER_PUBLIC = parse_key("eaYx7t4b+cmPEgMs3q3Q56B5OY/HhriMyEbsia+FpRo=")
