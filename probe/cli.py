@@ -17,19 +17,21 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
+
+import argcomplete
 
 from probe import __version__, ui
 from probe.capture import bpf_for, capture
 from probe.diff import diff_reports
 from probe.errors import EXIT_BUG, EXIT_FOUND, EXIT_INPUT, EXIT_OK, InputError
 from probe.journal import Journal, journal_path
-from probe.keys import generate_key, key_info, load_or_create_key
+from probe.keys import KeyInfo, generate_key, key_info, load_key, load_or_create_key
 from probe.model import TargetResult, TestList
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
@@ -40,6 +42,7 @@ from probe.net.tls import TrustStore
 from probe.replay import flow_account, replay_report
 from probe.replay.vpnkeys import read_vpn_keys
 from probe.report import (
+    MAX_ASN,
     free_stem,
     load_report,
     report_of_run,
@@ -63,11 +66,34 @@ from probe.testlist import (
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    # Answers a shell's completion request (and exits) when the shell asks.
+    argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
-    if args.debug:
-        # Tracebacks, and the exception behind every unknown_failure, on stderr.
-        logging.basicConfig(stream=sys.stderr, format="debug: %(name)s: %(message)s")
-        logging.getLogger("probe").setLevel(logging.DEBUG)
+    with _debug_log(args.debug):
+        return _handle(args)
+
+
+@contextmanager
+def _debug_log(enabled: bool) -> Iterator[None]:
+    """With --debug, the probe's debug log (the exception behind every
+    unknown_failure) goes to stderr, never into a report."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("probe")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    """Run the chosen command; map what escapes it to an exit code."""
     try:
         return int(args.handler(args))
     except InputError as exc:
@@ -146,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("reports", nargs="+", metavar="REPORT")
     verify.add_argument("--key-id", help="also require this signer key id")
+    verify.add_argument("--json", action="store_true", help="one JSON object per report on stdout")
     verify.set_defaults(handler=cmd_verify)
 
     diff = sub.add_parser(
@@ -161,10 +188,14 @@ def _parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="show or generate the signing key")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    show = keys_sub.add_parser("show", help="print the key id and public key (creates the key on first use)")
+    show = keys_sub.add_parser(
+        "show", help="print the key id and public key (never creates a key: probe run or keys generate do)"
+    )
+    show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=cmd_keys_show)
     gen = keys_sub.add_parser("generate", help="create a new signing key")
     gen.add_argument("--force", action="store_true", help="replace an existing key")
+    gen.add_argument("--json", action="store_true", help="machine-readable output")
     gen.set_defaults(handler=cmd_keys_generate)
 
     replay = sub.add_parser(
@@ -189,7 +220,18 @@ def _parser() -> argparse.ArgumentParser:
     lists_sub = lists.add_subparsers(dest="lists_command", required=True, metavar="ACTION")
     validate = lists_sub.add_parser("validate", help="check test lists and report every error position")
     validate.add_argument("lists", nargs="+", metavar="LIST")
+    validate.add_argument("--json", action="store_true", help="one JSON object per list on stdout")
     validate.set_defaults(handler=cmd_lists_validate)
+
+    completion = sub.add_parser(
+        "completion",
+        help="print the shell completion script (bash, zsh or fish)",
+        description="Print a script that completes probe's commands and options. "
+        "bash: eval \"$(probe completion bash)\" in ~/.bashrc; zsh: the same in ~/.zshrc; "
+        "fish: probe completion fish > ~/.config/fish/completions/probe.fish",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+    completion.set_defaults(handler=cmd_completion)
 
     for command in sub.choices.values():
         # `probe run ... --debug` as well as `probe --debug run ...`.
@@ -328,6 +370,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _probe_info(args: argparse.Namespace) -> dict[str, object]:
     """What the user chose to say about their network: never an address."""
+    if args.probe_asn is not None and not 0 < args.probe_asn <= MAX_ASN:
+        raise InputError(f"--probe-asn: expected an AS number from 1 to {MAX_ASN}, got {args.probe_asn}")
     if args.probe_cc is not None and not (len(args.probe_cc) == 2 and args.probe_cc.isalpha()):
         raise InputError(f"--probe-cc: expected a two-letter country code, got {args.probe_cc!r}")
     return {"asn": args.probe_asn, "cc": args.probe_cc.upper() if args.probe_cc else None}
@@ -457,7 +501,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             status = EXIT_INPUT
             continue
         result = verify_file(Path(name), expected_key_id=args.key_id)
-        ui.verification(result.valid, result.key_id, result.reason, name)
+        if args.json:
+            ui.plain(json.dumps({"report": name, "valid": result.valid, "key_id": result.key_id,
+                                 "reason": result.reason}, ensure_ascii=False))
+        else:
+            ui.verification(result.valid, result.key_id, result.reason, name)
         if not result.valid:
             status = max(status, EXIT_FOUND)
     return status
@@ -475,14 +523,24 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_show(args: argparse.Namespace) -> int:
-    load_or_create_key()
-    ui.key_info(*key_info())
+    _show_key(key_info(load_key()), args)
     return EXIT_OK
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
-    generate_key(force=args.force)
-    ui.key_info(*key_info())
+    _show_key(key_info(generate_key(force=args.force)), args)
+    return EXIT_OK
+
+
+def _show_key(info: KeyInfo, args: argparse.Namespace) -> None:
+    if args.json:
+        ui.plain(json.dumps(info._asdict()))
+    else:
+        ui.key_info(*info)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    ui.plain(argcomplete.shellcode(["probe"], shell=args.shell))
     return EXIT_OK
 
 
@@ -492,11 +550,20 @@ def cmd_lists_validate(args: argparse.Namespace) -> int:
         try:
             testlist = load_testlist(path)
         except TestListError as exc:
-            ui.error(str(exc))
+            if args.json:
+                ui.plain(json.dumps({"list": path, "ok": False, "error": str(exc), "line": exc.line,
+                                     "column": exc.column}, ensure_ascii=False))
+            else:
+                ui.error(str(exc))
             status = EXIT_INPUT
             continue
         count = sum(len(f.targets) for f in testlist.features)
-        ui.plain(f"{path}: ok ({len(testlist.features)} features, {count} targets, {len(testlist.controls)} controls)")
+        if args.json:
+            ui.plain(json.dumps({"list": path, "ok": True, "name": testlist.name,
+                                 "features": len(testlist.features), "targets": count,
+                                 "controls": len(testlist.controls)}, ensure_ascii=False))
+        else:
+            ui.plain(f"{path}: ok ({len(testlist.features)} features, {count} targets, {len(testlist.controls)} controls)")
     return status
 
 

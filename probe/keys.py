@@ -86,9 +86,19 @@ def generate_key(force: bool = False) -> SigningKey:
         raise KeyFileError(f"{path}: a signing key was created meanwhile; not replacing it") from None
 
 
-def key_info() -> KeyInfo:
-    """Key id, public key and file of the user's key (created on first use)."""
-    public = public_key_bytes(load_or_create_key())
+def load_key() -> SigningKey:
+    """The user's existing key; never creates one (``probe keys show``)."""
+    path = key_path()
+    if not os.path.lexists(path):
+        raise KeyFileError(
+            f"{path}: no signing key yet; probe run makes one on first use, or run: probe keys generate"
+        )
+    return _load(path)
+
+
+def key_info(key: SigningKey) -> KeyInfo:
+    """Key id, public key and file of the user's key."""
+    public = public_key_bytes(key)
     return KeyInfo(key_id_for(public), base64.b64encode(public).decode("ascii"), str(key_path()))
 
 

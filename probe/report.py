@@ -44,7 +44,7 @@ CONTROLS_FEATURE = "controls"
 _FORMAT_NAME = "probe-report/"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
-_MAX_ASN = 2**32 - 1  # RFC 6793: AS numbers are 32 bits
+MAX_ASN = 2**32 - 1  # RFC 6793: AS numbers are 32 bits
 _STEM_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -167,9 +167,9 @@ def _probe_section(info: Mapping[str, Any]) -> dict[str, Any]:
     # the report must never carry the volunteer's address.
     asn, cc = info.get("asn"), info.get("cc")
     if asn is not None and not (
-        isinstance(asn, int) and not isinstance(asn, bool) and 0 < asn <= _MAX_ASN
+        isinstance(asn, int) and not isinstance(asn, bool) and 0 < asn <= MAX_ASN
     ):
-        raise ValueError(f"probe ASN must be a number from 1 to {_MAX_ASN}, got {asn!r}")
+        raise ValueError(f"probe ASN must be a number from 1 to {MAX_ASN}, got {asn!r}")
     if cc is not None and not (isinstance(cc, str) and _COUNTRY.fullmatch(cc)):
         raise ValueError(f"probe country code must be two capital letters, got {cc!r}")
     return {"asn": asn, "cc": cc}

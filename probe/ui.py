@@ -20,6 +20,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from probe.model import ControlStatus, TargetResult
 
@@ -35,12 +36,13 @@ stderr = Console(stderr=True, highlight=False)
 
 
 def error(message: str) -> None:
-    """One line on stderr, never a traceback."""
-    stderr.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    """One line on stderr, never a traceback. The message is text, never
+    markup: it quotes file names and values (``pip install '.[lab]'``)."""
+    stderr.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
 
 
 def warning(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    stderr.print(Text.assemble(("warning:", "yellow"), " ", message), soft_wrap=True)
 
 
 def plain(message: str) -> None:

@@ -223,7 +223,7 @@ def test_bad_guard_variable_is_an_input_error(env: dict[str, str]) -> None:
 
 
 def test_world_readable_key_is_refused(env: dict[str, str]) -> None:
-    assert probe("keys", "show", env=env).returncode == 0
+    assert probe("keys", "generate", env=env).returncode == 0
     key = Path(env["PROBE_CONFIG_DIR"]) / "signing-key.pem"
     key.chmod(0o644)
     done = probe("keys", "show", env=env)

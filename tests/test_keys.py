@@ -65,7 +65,7 @@ def test_key_is_created_private_on_first_use(config: Path) -> None:
 
 
 def test_key_info(config: Path) -> None:
-    key_id, public_key, path = key_info()
+    key_id, public_key, path = key_info(load_or_create_key())
     public = base64.b64decode(public_key)
     assert len(public) == 32 and key_id == key_id_for(public)
     assert path == str(config / "signing-key.pem")
