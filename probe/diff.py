@@ -28,7 +28,9 @@ class ChangeKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class VerdictAndMethod:
+    """What a report says of one feature or target."""
+
     verdict: str
     method: str
 
@@ -39,8 +41,8 @@ class Change:
     id: str
     feature: str | None  # the target's feature; None for features
     change: ChangeKind
-    before: Outcome | None  # None when added
-    after: Outcome | None  # None when removed
+    before: VerdictAndMethod | None  # None when added
+    after: VerdictAndMethod | None  # None when removed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,8 +50,8 @@ class Change:
             "id": self.id,
             "feature": self.feature,
             "change": self.change.value,
-            "before": _outcome_dict(self.before),
-            "after": _outcome_dict(self.after),
+            "before": _verdict_and_method_dict(self.before),
+            "after": _verdict_and_method_dict(self.after),
         }
 
 
@@ -81,20 +83,20 @@ def diff_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> ReportDiff:
 _Key = tuple[str | None, str]  # (feature or None, id)
 
 
-def _features(report: Mapping[str, Any]) -> dict[_Key, Outcome]:
-    return {(None, f["id"]): _outcome(f) for f in report["features"]}
+def _features(report: Mapping[str, Any]) -> dict[_Key, VerdictAndMethod]:
+    return {(None, f["id"]): _verdict_and_method(f) for f in report["features"]}
 
 
-def _entries(entries: Iterable[Mapping[str, Any]]) -> dict[_Key, Outcome]:
-    return {(t["feature"], t["id"]): _outcome(t) for t in entries}
+def _entries(entries: Iterable[Mapping[str, Any]]) -> dict[_Key, VerdictAndMethod]:
+    return {(t["feature"], t["id"]): _verdict_and_method(t) for t in entries}
 
 
-def _outcome(entry: Mapping[str, Any]) -> Outcome:
-    return Outcome(entry["verdict"], entry["method"])
+def _verdict_and_method(entry: Mapping[str, Any]) -> VerdictAndMethod:
+    return VerdictAndMethod(entry["verdict"], entry["method"])
 
 
 def _compare(
-    scope: Scope, before: Mapping[_Key, Outcome], after: Mapping[_Key, Outcome]
+    scope: Scope, before: Mapping[_Key, VerdictAndMethod], after: Mapping[_Key, VerdictAndMethod]
 ) -> list[Change]:
     # Before's order, then what only after has in after's order: stable
     # output for stable inputs.
@@ -110,5 +112,5 @@ def _compare(
     return changes
 
 
-def _outcome_dict(outcome: Outcome | None) -> dict[str, str] | None:
+def _verdict_and_method_dict(outcome: VerdictAndMethod | None) -> dict[str, str] | None:
     return None if outcome is None else {"verdict": outcome.verdict, "method": outcome.method}

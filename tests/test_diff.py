@@ -6,7 +6,7 @@ from typing import Any
 
 import archive_samples as samples
 
-from probe.diff import Change, ChangeKind, Outcome, Scope, diff_reports
+from probe.diff import Change, ChangeKind, VerdictAndMethod, Scope, diff_reports
 from probe.model import FeatureVerdict, TargetVerdict, Verdict
 from probe.report import load_report, write_report_atomic
 
@@ -43,8 +43,8 @@ def test_changed_verdicts_are_listed_per_feature_and_target() -> None:
     difference = diff_reports(before, after)
     assert difference.changed
     assert difference.changes == (
-        Change(Scope.FEATURE, "web", None, ChangeKind.CHANGED, Outcome("reachable", "ok"), Outcome("degraded", "dns-injection")),
-        Change(Scope.TARGET, "https-web", "web", ChangeKind.CHANGED, Outcome("reachable", "ok"), Outcome("blocked", "dns-injection")),
+        Change(Scope.FEATURE, "web", None, ChangeKind.CHANGED, VerdictAndMethod("reachable", "ok"), VerdictAndMethod("degraded", "dns-injection")),
+        Change(Scope.TARGET, "https-web", "web", ChangeKind.CHANGED, VerdictAndMethod("reachable", "ok"), VerdictAndMethod("blocked", "dns-injection")),
     )
     assert difference.to_dict()["changes"][1] == {
         "scope": "target",
@@ -60,7 +60,7 @@ def test_same_verdict_other_method_is_a_change() -> None:
     after = copy(samples.build())
     after["targets"][2]["method"] = "tcp-reset"
     (change,) = diff_reports(samples.build(), after).changes
-    assert (change.id, change.before, change.after) == ("tcp-chat", Outcome("blocked", "tcp-timeout"), Outcome("blocked", "tcp-reset"))
+    assert (change.id, change.before, change.after) == ("tcp-chat", VerdictAndMethod("blocked", "tcp-timeout"), VerdictAndMethod("blocked", "tcp-reset"))
 
 
 def test_added_and_removed_targets_features_and_controls() -> None:
@@ -81,7 +81,7 @@ def test_added_and_removed_targets_features_and_controls() -> None:
         (Scope.CONTROL, "tls-control", ChangeKind.REMOVED),
     ]
     assert difference.changes[2].before is None
-    assert difference.changes[2].after == Outcome("reachable", "ok")
+    assert difference.changes[2].after == VerdictAndMethod("reachable", "ok")
     assert difference.to_dict()["changes"][0]["after"] is None
 
 
