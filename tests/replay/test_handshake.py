@@ -31,12 +31,12 @@ from probe.model import (
     TCPObservation,
     VPNOptions,
 )
-from probe.vpn.registry import conversation_for
 from probe.replay import replay_report
 from probe.replay.handshake import fits, handshake_observations
 from probe.replay.records import Chunk, TCPConnection, UDPFlow
 from probe.replay.report import default_settings, extract
 from probe.testlist import load_testlist
+from probe.vpn.registry import conversation_for
 from probe.wire import ikev2, l2tp, openvpn, pptp, wireguard
 
 SETTINGS = default_settings()  # handshake timeout 8 s
