@@ -153,31 +153,6 @@ class VPNOptions:
     digest: str = "sha1"
 
 
-class KeyRole(enum.StrEnum):
-    """What a VPN key is for, so one rule says which keys a target needs."""
-
-    WIREGUARD_SERVER = "a WireGuard public key"
-    WIREGUARD_CLIENT = "a WireGuard private key"
-    TLS_AUTH = "an OpenVPN static key"
-    TLS_CRYPT = "an OpenVPN tls-crypt key"
-
-
-def key_roles(target: Target) -> tuple[tuple[str | None, KeyRole], ...]:
-    """The keys a VPN target's server demands before it answers, by the
-    name the target gives them (None: it names none)."""
-    options = target.vpn
-    if options is None:
-        return ()
-    if target.kind is TargetKind.WIREGUARD:
-        return ((options.key, KeyRole.WIREGUARD_SERVER),
-                (options.client_key, KeyRole.WIREGUARD_CLIENT))
-    if options.control == "tls-auth":
-        return ((options.key, KeyRole.TLS_AUTH),)
-    if options.control == "tls-crypt":
-        return ((options.key, KeyRole.TLS_CRYPT),)
-    return ()
-
-
 @dataclass(frozen=True, slots=True)
 class Feature:
     id: str

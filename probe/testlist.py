@@ -32,13 +32,12 @@ from probe.model import (
     VPN_KINDS,
     Expectations,
     Feature,
-    KeyRole,
     Target,
     TargetKind,
     TestList,
     VPNOptions,
-    key_roles,
 )
+from probe.vpn.registry import key_roles
 from probe.wire import WireError, openvpn, wireguard
 
 __all__ = [
@@ -326,21 +325,13 @@ def apply_key_overrides(testlist: TestList, values: Mapping[str, str]) -> TestLi
     return replace(testlist, keys=tuple(sorted(keys.items())))
 
 
-_KEY_PARSERS: dict[KeyRole, Callable[[str], bytes]] = {
-    KeyRole.WIREGUARD_SERVER: wireguard.parse_key,
-    KeyRole.WIREGUARD_CLIENT: wireguard.parse_key,
-    KeyRole.TLS_AUTH: openvpn.parse_static_key,
-    KeyRole.TLS_CRYPT: openvpn.parse_static_key,
-}
-
-
 def _key_uses(testlist: TestList) -> dict[str, list[tuple[str, Callable[[str], bytes]]]]:
     uses: dict[str, list[tuple[str, Callable[[str], bytes]]]] = {}
     for feature in testlist.features:
         for target in feature.targets:
             for name, role in key_roles(target):
                 if name is not None:
-                    uses.setdefault(name, []).append((role.value, _KEY_PARSERS[role]))
+                    uses.setdefault(name, []).append((role.value, role.parse))
     return uses
 
 

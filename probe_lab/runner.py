@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from probe.capture import keylog_path
-from probe.model import KeyRole, TargetKind, key_roles
+from probe.model import TargetKind
 from probe.replay.vpnkeys import write_vpn_keys
 from probe.testlist import PrefixOverrides, load_testlist, parse_cidr_list
+from probe.vpn.registry import key_roles
 from probe_lab import addressing
 from probe_lab.capture import ca_bundle_path
 from probe_lab.capture import capture as capture_client
@@ -263,14 +264,8 @@ def lab_vpn_keys(testlists: Sequence[Path], vpn: VPNLab) -> dict[str, str]:
     the lab's tls-auth and tls-crypt servers: they get the lab's keys.
     Key files go by path (``@FILE``), as a user would pass a ta.key.
     """
-    lab = {
-        KeyRole.WIREGUARD_SERVER: vpn.wireguard_public_key,
-        KeyRole.WIREGUARD_CLIENT: vpn.wireguard_client_key,
-        KeyRole.TLS_AUTH: f"@{vpn.tls_auth_key}",
-        KeyRole.TLS_CRYPT: f"@{vpn.tls_crypt_key}",
-    }
     keys = {
-        name or "": lab[role]
+        name or "": vpn.key(role)
         for path in testlists for feature in load_testlist(path).features
         for target in feature.targets for name, role in key_roles(target)
     }

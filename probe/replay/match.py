@@ -307,8 +307,8 @@ class ReplayMeasurer:
         flows = index.datagrams if target.transport == "udp" else index.connections
 
         def observe(flow: Flow) -> Sequence[Observation]:
-            return handshake.handshake_observations(target, flow, self._keys, index.settings,
-                                                    index.capture_end)
+            return handshake.handshake_observations(
+                target, flow, self._keys, index.settings.handshake_timeout, index.capture_end)
 
         self._per_address(
             target,

@@ -39,6 +39,7 @@ from probe.wire.cursor import Cursor, WireError, split_frames
 
 __all__ = [
     "OPCODE_NAMES",
+    "OPCODE_SHIFT",
     "P_ACK_V1",
     "P_CONTROL_HARD_RESET_CLIENT_V1",
     "P_CONTROL_HARD_RESET_CLIENT_V2",
@@ -82,6 +83,9 @@ OPCODE_NAMES = {
     if name.startswith("P_") and isinstance(code, int)
 }
 
+# ssl_pkt.h P_OPCODE_SHIFT and P_KEY_ID_MASK: a packet's first byte.
+OPCODE_SHIFT = 3
+_KEY_ID_MASK = 0x07
 SESSION_ID_SIZE = 8
 # reliable.h RELIABLE_ACK_SIZE: a peer that lists more acks is refused (reliable.c).
 MAX_ACKS = 8
@@ -228,7 +232,7 @@ def client_hard_reset(
         raise WireError(f"OpenVPN session id: {len(session_id)} bytes; need 8, not all zero")
     if not (0 <= packet_id <= 0xFFFFFFFF and 0 <= timestamp <= 0xFFFFFFFF):
         raise WireError("OpenVPN packet-id and timestamp are 32-bit unsigned")
-    header = bytes([P_CONTROL_HARD_RESET_CLIENT_V2 << 3]) + session_id
+    header = bytes([P_CONTROL_HARD_RESET_CLIENT_V2 << OPCODE_SHIFT]) + session_id
     control = b"\x00" + struct.pack("!I", 0)  # no acks; message packet-id 0
     if wrap is None:
         return header + control
@@ -245,12 +249,12 @@ def parse_header(data: bytes) -> Header:
     """Opcode, key id and session id: readable without any key."""
     cursor = Cursor(data, "OpenVPN packet")
     first = cursor.uint(1)
-    opcode = first >> 3
+    opcode = first >> OPCODE_SHIFT
     name = OPCODE_NAMES.get(opcode)
     if name is None:
         raise WireError(f"OpenVPN packet: unknown opcode {opcode}")
     session_id = b"" if opcode in _DATA_OPCODES else cursor.take(SESSION_ID_SIZE)
-    return Header(opcode, name, first & 0x07, session_id)
+    return Header(opcode, name, first & _KEY_ID_MASK, session_id)
 
 
 def parse_packet(

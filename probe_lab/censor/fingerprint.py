@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from probe.wire import WireError
 from probe.wire.openvpn import (
+    OPCODE_SHIFT,
     P_CONTROL_HARD_RESET_CLIENT_V2,
     P_CONTROL_HARD_RESET_CLIENT_V3,
     SESSION_ID_SIZE,
@@ -42,10 +43,9 @@ from probe.wire.openvpn import (
 
 __all__ = ["FIRST_BYTES", "MAX_RESET", "ClientReset", "client_reset", "tcp_client_reset"]
 
-_OPCODE_SHIFT = 3  # ssl_pkt.h P_OPCODE_SHIFT
 # The reset's first byte: its opcode with key id 0.
 FIRST_BYTES = frozenset(
-    op << _OPCODE_SHIFT for op in (P_CONTROL_HARD_RESET_CLIENT_V2, P_CONTROL_HARD_RESET_CLIENT_V3)
+    op << OPCODE_SHIFT for op in (P_CONTROL_HARD_RESET_CLIENT_V2, P_CONTROL_HARD_RESET_CLIENT_V3)
 )
 _FIRST_CONTROL = bytes(5)  # ack count 0, message packet-id 0: the reset is message 0
 _REPLAY = 8  # the wrapping's packet-id and time (packet_id.h, long form)

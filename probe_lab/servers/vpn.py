@@ -23,6 +23,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from probe.vpn.registry import KeyRole
 from probe_lab.certs import LabCerts
 from probe_lab.servers.ikev2 import ikev2_service
 from probe_lab.servers.openvpn import (
@@ -51,6 +52,15 @@ class VPNLab:
     tls_auth_key: Path  # OpenVPN static key file of the tls-auth server
     tls_auth_direction: int  # the CLIENT's key-direction for it
     tls_crypt_key: Path  # OpenVPN static key file of the tls-crypt server
+
+    def key(self, role: KeyRole) -> str:
+        """The lab's key for ``role``, as ``--vpn-key`` takes it (key files by path, ``@FILE``)."""
+        return {
+            KeyRole.WIREGUARD_SERVER: self.wireguard_public_key,
+            KeyRole.WIREGUARD_CLIENT: self.wireguard_client_key,
+            KeyRole.TLS_AUTH: f"@{self.tls_auth_key}",
+            KeyRole.TLS_CRYPT: f"@{self.tls_crypt_key}",
+        }[role]
 
 
 def vpn_services(directory: Path, certs: LabCerts, server_ns: str) -> tuple[VPNLab, tuple[Service, ...]]:

@@ -1,6 +1,6 @@
 """probe.replay.handshake: VPN first exchanges rebuilt from packet-built captures.
 
-The client's messages are the live conversations' own (probe.net.handshakes
+The client's messages are the live conversations' own (probe.vpn.conversations
 with a seeded random), the servers' replies are built with the codecs, and
 each rebuilt observation must be what the live driver (probe.net.vpn)
 records for that exchange: failure, attempts, reply, answerable, messages.
@@ -31,12 +31,12 @@ from probe.model import (
     TCPObservation,
     VPNOptions,
 )
-from probe.net.handshakes import conversation_for
 from probe.replay import replay_report
 from probe.replay.handshake import fits, handshake_observations
 from probe.replay.records import Chunk, TCPConnection, UDPFlow
 from probe.replay.report import default_settings, extract
 from probe.testlist import load_testlist
+from probe.vpn.registry import conversation_for
 from probe.wire import ikev2, l2tp, openvpn, pptp, wireguard
 
 SETTINGS = default_settings()  # handshake timeout 8 s
@@ -55,7 +55,7 @@ def target(kind: TargetKind, port: int, transport: str, **vpn: object) -> Target
 def opening(t: Target, keys: Mapping[str, str] = {}, seed: int = 1) -> tuple[bytes, object]:
     """The live conversation's first message, and the conversation."""
     conversation = conversation_for(t, t.port or 0, keys, random.Random(seed).randbytes)
-    return conversation.opening()[1], conversation
+    return conversation.opening(), conversation
 
 
 def observe(cap: Capture, tmp_path: Path, t: Target,
@@ -64,7 +64,7 @@ def observe(cap: Capture, tmp_path: Path, t: Target,
     records, summary = extract(cap.write(tmp_path / "c.pcap"), SETTINGS, None, ())
     flows = [r for r in records if isinstance(r, UDPFlow | TCPConnection) and fits(t, r)]
     assert len(flows) == 1, flows
-    return handshake_observations(t, flows[0], keys, SETTINGS, summary.duration)
+    return handshake_observations(t, flows[0], keys, SETTINGS.handshake_timeout, summary.duration)
 
 
 def only(observations: tuple[Observation, ...]) -> HandshakeObservation:
@@ -215,7 +215,7 @@ def test_wireguard_counts_a_response_to_any_of_our_indices(tmp_path: Path) -> No
     keys = {"wg": base64.b64encode(WG_SERVER).decode(),
             "client": base64.b64encode(WG_CLIENT).decode()}
     _, live = opening(t, keys)
-    first, second = live.opening()[1], live.resend()[1]  # type: ignore[attr-defined]
+    first, second = live.opening(), live.resend()  # type: ignore[attr-defined]
     index = wireguard.parse_initiation(first)
 
     def response(receiver: int) -> bytes:
@@ -232,7 +232,7 @@ def test_wireguard_counts_a_response_to_any_of_our_indices(tmp_path: Path) -> No
         None, 2, "handshake response")
     assert shape(observation) == [(True, "handshake initiation", 148)] * 2 + [
         (False, "handshake response", 92)] * 2
-    assert live.opening()[0] == "handshake initiation"  # type: ignore[attr-defined]
+    assert live.opening_name == "handshake initiation"  # type: ignore[attr-defined]
     # Without the client's key the server could not be expected to answer.
     assert not only(observe(cap, tmp_path, t, {"wg": keys["wg"]})).answerable
 
@@ -250,7 +250,7 @@ def test_hostile_datagrams_never_raise(kind: TargetKind, replies: list[bytes], f
         flow = UDPFlow(CLIENT, 40000, SERVER, t.port or 0, 0.0, 1.0, 1, len(replies),
                        len(client), sum(map(len, replies)), None, chunks)
         if fits(t, flow):
-            (observed,) = handshake_observations(t, flow, {}, SETTINGS, 10.0)
+            (observed,) = handshake_observations(t, flow, {}, SETTINGS.handshake_timeout, 10.0)
             assert isinstance(observed, HandshakeObservation) and observed.attempts == 1
         else:
             assert client is first  # the live opening always fits
