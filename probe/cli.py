@@ -48,7 +48,7 @@ from probe.report import (
 )
 from probe.runner import RunOptions, run_testlist
 from probe.sign import SigningKey, sign_report, verify_file
-from probe.testlist import (
+from probe.lists import (
     PrefixOverrides,
     TestListError,
     apply_key_overrides,

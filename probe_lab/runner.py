@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from probe.capture import keylog_path
+from probe.lists import PrefixOverrides, load_testlist, parse_cidr_list
 from probe.model import KeyRole, TargetKind, key_roles
 from probe.replay.vpnkeys import write_vpn_keys
-from probe.testlist import PrefixOverrides, load_testlist, parse_cidr_list
 from probe_lab import addressing
 from probe_lab.capture import ca_bundle_path
 from probe_lab.capture import capture as capture_client
