@@ -32,6 +32,17 @@ from probe.diff import diff_reports
 from probe.errors import EXIT_BUG, EXIT_FOUND, EXIT_INPUT, EXIT_OK, InputError
 from probe.journal import Journal, journal_path
 from probe.keys import KeyInfo, generate_key, key_info, load_key, load_or_create_key
+from probe.lists import (
+    PrefixOverrides,
+    TestListError,
+    apply_key_overrides,
+    apply_prefix_overrides,
+    default_testlists,
+    load_testlist,
+    parse_cidr_list,
+    parse_prefix_table,
+    parse_vpn_key,
+)
 from probe.model import TargetResult, TestList
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
@@ -51,17 +62,6 @@ from probe.report import (
 )
 from probe.runner import RunOptions, run_testlist
 from probe.sign import SigningKey, sign_report, verify_file
-from probe.testlist import (
-    PrefixOverrides,
-    TestListError,
-    apply_key_overrides,
-    apply_prefix_overrides,
-    default_testlists,
-    load_testlist,
-    parse_cidr_list,
-    parse_prefix_table,
-    parse_vpn_key,
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

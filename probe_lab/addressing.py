@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from probe.errors import InputError
-from probe.testlist import default_testlists, example_testlists, load_testlist
+from probe.lists import default_testlists, example_testlists, load_testlist
 
 __all__ = [
     "CENSOR_CLIENT_V4",

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from probe.capture import keylog_path
+from probe.lists import PrefixOverrides, load_testlist, parse_cidr_list
 from probe.model import TargetKind
 from probe.replay.vpnkeys import write_vpn_keys
-from probe.testlist import PrefixOverrides, load_testlist, parse_cidr_list
 from probe.vpn.registry import key_roles
 from probe_lab import addressing
 from probe_lab.capture import ca_bundle_path

@@ -4,10 +4,11 @@ A scenario says what the lab's network does (the resolver's zone and the
 censor's behaviours) and what the probe should conclude there, feature by
 feature, for each test list. The format is documented in docs/lab.md.
 
-Like test lists, the file is composed into YAML nodes and read node by
-node, so every complaint is one line ``FILE:LINE:COL: message``
-(:class:`ScenarioError`); the ``censor:`` section is handed, as its node,
-to the censor's own parser, which keeps the same form.
+Like test lists, the file is read through :class:`probe.yamldoc.Document`
+(composed into YAML nodes, read node by node), so every complaint is one
+line ``FILE:LINE:COL: message`` (:class:`ScenarioError`); the ``censor:``
+section is handed, as its node, to the censor's own parser, which finds
+its positions through the same module.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 from probe.classify import Method
 from probe.errors import InputError
 from probe.model import Verdict
-from probe.testlist import TestListError, _Document
+from probe.yamldoc import Document
 from probe_lab.censor.config import CensorConfig, CensorConfigError, parse_censor
 from probe_lab.zone import DEFAULT_DELAY, Answer, Zone, ZoneEntry
 
@@ -107,14 +108,12 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate one scenario file; raises :class:`ScenarioError`."""
     shown = str(path)
     try:
-        return _read(_Document(shown), Path(path), shown)
-    except TestListError as exc:
-        raise ScenarioError(str(exc)) from None
+        return _read(Document(shown, ScenarioError), Path(path), shown)
     except CensorConfigError as exc:
-        raise ScenarioError(" ".join(str(exc).split())) from None
+        raise ScenarioError(exc.message, file=exc.file, line=exc.line, column=exc.column) from None
 
 
-def _read(doc: _Document, path: Path, shown: str) -> Scenario:
+def _read(doc: Document, path: Path, shown: str) -> Scenario:
     _, root = doc.read(path)
     entries = doc.mapping(root, "a scenario")
     doc.keys(root, entries, "a scenario", _KEYS, _REQUIRED)
@@ -129,7 +128,7 @@ def _read(doc: _Document, path: Path, shown: str) -> Scenario:
     return Scenario(name, description, shown, zone, delay, censor, expect)
 
 
-def _zone(doc: _Document, node: Node) -> tuple[dict[str, ZoneEntry], float]:
+def _zone(doc: Document, node: Node) -> tuple[dict[str, ZoneEntry], float]:
     entries = doc.mapping(node, "'zone'")
     doc.keys(node, entries, "'zone'", _ZONE_KEYS)
     delay = DEFAULT_DELAY
@@ -144,7 +143,7 @@ def _zone(doc: _Document, node: Node) -> tuple[dict[str, ZoneEntry], float]:
     return names, delay
 
 
-def _zone_entry(doc: _Document, node: Node) -> ZoneEntry:
+def _zone_entry(doc: Document, node: Node) -> ZoneEntry:
     """``nxdomain`` (and the other failures), or a list of addresses."""
     if isinstance(node, ScalarNode):
         word = doc.string(node, "a zone name's answer")
@@ -172,7 +171,7 @@ def _zone_entry(doc: _Document, node: Node) -> ZoneEntry:
     return ZoneEntry(Answer.ADDRESSES, tuple(sorted(addresses, key=lambda a: ":" in a)))
 
 
-def _expect(doc: _Document, node: Node) -> dict[str, dict[str, Expected]]:
+def _expect(doc: Document, node: Node) -> dict[str, dict[str, Expected]]:
     expect: dict[str, dict[str, Expected]] = {}
     for list_name, per_list in doc.mapping(node, "'expect'").items():
         doc.slug(per_list.key, "a test list name")
@@ -184,7 +183,7 @@ def _expect(doc: _Document, node: Node) -> dict[str, dict[str, Expected]]:
     return expect
 
 
-def _expected(doc: _Document, node: Node, what: str) -> Expected:
+def _expected(doc: Document, node: Node, what: str) -> Expected:
     entries = doc.mapping(node, what)
     doc.keys(node, entries, what, _EXPECT_KEYS, _EXPECT_KEYS)
     verdict_node, method_node = entries["verdict"].value, entries["method"].value

@@ -6,7 +6,7 @@ from typing import Any
 
 import archive_samples as samples
 
-from probe.diff import Change, ChangeKind, VerdictAndMethod, Scope, diff_reports
+from probe.diff import Change, ChangeKind, Scope, VerdictAndMethod, diff_reports
 from probe.model import FeatureVerdict, TargetVerdict, Verdict
 from probe.report import load_report, write_report_atomic
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from probe.capture import keylog_path
 from probe.errors import InputError
+from probe.lists import PrefixOverrides, apply_key_overrides, apply_prefix_overrides
 from probe.model import TestList
 from probe.net.dns import parse_resolver
 from probe.net.plan import CheckSettings
@@ -32,7 +33,6 @@ from probe.replay.tlskeys import KeyLog
 from probe.replay.trust import CertificateJudge
 from probe.report import report_of_run
 from probe.runner import RunOptions, run_testlist
-from probe.testlist import PrefixOverrides, apply_key_overrides, apply_prefix_overrides
 
 # Matching does not depend on the runner's order (ReplayMeasurer matches
 # every target up front); a fixed seed keeps the rest of the run repeatable too.

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from probe.errors import InputError
-from probe.testlist import parse_vpn_key
+from probe.lists import parse_vpn_key
 
 __all__ = ["read_vpn_keys", "vpn_keys_path", "write_vpn_keys"]
 

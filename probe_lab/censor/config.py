@@ -84,7 +84,11 @@ none; every key not marked required is optional)::
 Addresses (except forged DNS answers) must lie in the lab's ranges. Errors
 are one line, ``WHERE[:LINE:COL]: censor.KEY: message``; line and column
 appear when the section is given as a YAML node (as composed by
-``yaml.compose``), not when it is plain data.
+``yaml.compose``), not when it is plain data. The node is read through
+:mod:`probe.yamldoc`, the reader of every YAML input: it becomes plain data
+(:meth:`~probe.yamldoc.Document.plain`) checked like any other, and a
+complaint about a key is placed at the node that key leads to
+(:func:`~probe.yamldoc.locate`).
 """
 
 from __future__ import annotations
@@ -96,11 +100,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import Node
 
 from probe.errors import InputError
+from probe.yamldoc import Document, locate
 
 __all__ = [
     "BLOCKPAGE_TITLE",
@@ -282,17 +285,17 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class _Context:
     where: str
-    marks: Mapping[Path, tuple[int, int]]
+    node: Node | None  # the section as written, when it came from a YAML file
 
     def error(self, path: Path, message: str) -> CensorConfigError:
-        spot = self.where
-        for end in range(len(path), -1, -1):  # the nearest node that has a position
-            if path[:end] in self.marks:
-                line, column = self.marks[path[:end]]
-                spot = f"{self.where}:{line}:{column}"
-                break
+        line = column = None
+        if self.node is not None:
+            # A behaviour given as one mapping is read as a list of one:
+            # locate() stays on it for index 0, so its keys are found too.
+            mark = locate(self.node, path).start_mark
+            line, column = mark.line + 1, mark.column + 1
         key = "censor" + "".join(_key_part(p) for p in path)
-        return CensorConfigError(f"{spot}: {key}: {' '.join(message.split())}")
+        return CensorConfigError(f"{key}: {message}", file=self.where, line=line, column=column)
 
 
 def _key_part(part: str | int) -> str:
@@ -309,22 +312,10 @@ def parse_censor(data: Mapping[str, Any] | Node | None, where: str) -> CensorCon
     ``where`` names the scenario file; it starts every error message.
     None or an empty mapping is a censor that does nothing.
     """
-    marks: dict[Path, tuple[int, int]] = {}
-    if isinstance(data, Node):
-        marks = _marks(data, ())
-        try:
-            data = SafeConstructor().construct_object(data, deep=True)
-        except (ConstructorError, yaml.YAMLError) as exc:
-            raise CensorConfigError(f"{where}: censor: {' '.join(str(exc).split())}") from None
-    if isinstance(data, Mapping):
-        # A behaviour given as one mapping is read as a list of one: its
-        # keys' positions must be found under index 0 too.
-        for key in _BEHAVIOURS:
-            if isinstance(data.get(key), Mapping):
-                marks.update(
-                    {(key, 0, *p[1:]): m for p, m in list(marks.items()) if p[:1] == (key,)}
-                )
-    ctx = _Context(where, marks)
+    node = data if isinstance(data, Node) else None
+    if node is not None:
+        data = Document(where, CensorConfigError).plain(node, "censor")
+    ctx = _Context(where, node)
     if data is None:
         return CensorConfig()
     if not isinstance(data, Mapping):
@@ -344,17 +335,6 @@ def parse_censor(data: Mapping[str, Any] | Node | None, where: str) -> CensorCon
         for key, (parser, keys) in _BEHAVIOURS.items()
     }
     return CensorConfig(seed=seed, **rules)
-
-
-def _marks(node: Node, path: Path) -> dict[Path, tuple[int, int]]:
-    marks = {path: (node.start_mark.line + 1, node.start_mark.column + 1)}
-    if isinstance(node, MappingNode):
-        for key, value in node.value:
-            marks.update(_marks(value, (*path, key.value)))
-    elif isinstance(node, SequenceNode):
-        for i, item in enumerate(node.value):
-            marks.update(_marks(item, (*path, i)))
-    return marks
 
 
 def _entries(ctx: _Context, key: str, value: Any) -> list[Any]:

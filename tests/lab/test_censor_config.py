@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -292,6 +293,26 @@ def test_plain_data_errors_name_the_key(data: Any, expected: str) -> None:
     with pytest.raises(CensorConfigError) as caught:
         parse_censor(data, "scenario.yaml")
     assert str(caught.value) == f"scenario.yaml: {expected}"
+
+
+def test_errors_carry_file_line_and_column_and_a_bad_tag_is_one_of_them() -> None:
+    with pytest.raises(CensorConfigError) as caught:
+        parse_censor(censor_node("censor:\n  loss: {percent: 0}\n"), "s.yaml")
+    assert (caught.value.file, caught.value.line, caught.value.column) == ("s.yaml", 2, 19)
+    # A value its tag does not fit: refused by probe.yamldoc, the reader of every YAML input.
+    with pytest.raises(CensorConfigError, match=r"^s.yaml: censor: a value does not fit its tag$"):
+        parse_censor(censor_node("censor:\n  seed: !!int 0b\n"), "s.yaml")
+
+
+def test_aliases_are_never_walked_one_path_at_a_time() -> None:
+    # 10**9 paths through shared nodes: positions are looked up for the one
+    # path an error names, so this fails at once at the unknown behaviour.
+    names = "abcdefghij"
+    text = "censor:\n  a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"  {new}: &{new} [{', '.join([f'*{old}'] * 10)}]\n" for old, new in pairwise(names)
+    )
+    with pytest.raises(CensorConfigError, match=r"^s.yaml:2:6: censor.a: unknown behaviour"):
+        parse_censor(censor_node(text), "s.yaml")
 
 
 def test_a_key_with_a_line_break_stays_on_one_line() -> None:

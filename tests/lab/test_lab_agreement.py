@@ -19,8 +19,8 @@ from collections.abc import Mapping
 
 import pytest
 
+from probe.lists import load_testlist
 from probe.model import VPN_KINDS
-from probe.testlist import load_testlist
 from probe_lab.agreement import Disagreement, agreement
 from probe_lab.runner import ListRun
 from probe_lab.scenario import shipped_scenarios

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from probe.lists import TestListError, load_testlist
 from probe.model import Verdict
-from probe.testlist import load_testlist
 from probe_lab import addressing
 from probe_lab.scenario import (
     Expected,
@@ -120,3 +120,15 @@ def test_errors_are_one_line_with_a_position(tmp_path: Path, text: str, error: s
 def test_a_missing_file_is_an_error_at_1_1(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match=r"gone.yaml:1:1: cannot read file"):
         load_scenario(tmp_path / "gone.yaml")
+
+
+@pytest.mark.parametrize("data", [b"name: x\ndescription: \x00\n", b"name: x\n\xff\n", b"[" * 3000, b"a: [\n"])
+def test_scenarios_and_test_lists_share_one_reader(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ScenarioError) as scenario:
+        load_scenario(path)
+    with pytest.raises(TestListError) as testlist:
+        load_testlist(path)
+    assert str(scenario.value) == str(testlist.value)
+    assert (scenario.value.line, scenario.value.column) == (testlist.value.line, testlist.value.column)

@@ -62,8 +62,8 @@ from servers import Lab, make_certs
 from test_cli import write_list
 
 from probe.capture import capture, keylog_path
+from probe.lists import default_controls_path, load_testlist
 from probe.replay.vpnkeys import vpn_keys_path
-from probe.testlist import default_controls_path, load_testlist
 from probe_lab.addressing import lab_lists
 from probe_lab.agreement import agreement
 from probe_lab.capture import ca_bundle_path

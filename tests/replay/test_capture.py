@@ -10,8 +10,8 @@ import pytest
 from environment import require
 
 from probe.capture import CaptureError, bpf_for, capture, keylog_path
+from probe.lists import load_testlist
 from probe.replay.capfile import CaptureReader
-from probe.testlist import load_testlist
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pcap_golden import FIXTURES
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, UDPerror
 from scapy.packet import Raw
 
+from probe.lists import load_testlist
 from probe.model import Failure
 from probe.replay import ReplayError, flow_account, replay_report
 from probe.replay.capfile import CaptureReader
@@ -19,7 +20,6 @@ from probe.replay.observe import dns_observation
 from probe.replay.records import DNSExchange, Record, TCPConnection
 from probe.replay.report import default_settings
 from probe.replay.stream import Stream
-from probe.testlist import load_testlist
 
 SETTINGS = default_settings()
 

@@ -22,11 +22,11 @@ from pcap_golden import (
 
 from probe.capture import keylog_path, write_pcapng
 from probe.cli import main
+from probe.lists import load_testlist
 from probe.replay.capfile import CaptureReader
 from probe.replay.report import replay_report
 from probe.replay.vpnkeys import read_vpn_keys
 from probe.sign import sign_report
-from probe.testlist import load_testlist
 from probe_lab.capture import ca_bundle_path
 from probe_lab.runner import lab_overrides
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pcap_builders import CLIENT, Capture, Conversation, Datagrams, list_yaml
 from pcap_scenarios import _lookups
 
+from probe.lists import load_testlist
 from probe.model import (
     Failure,
     HandshakeMessage,
@@ -35,7 +36,6 @@ from probe.replay import replay_report
 from probe.replay.handshake import fits, handshake_observations
 from probe.replay.records import Chunk, TCPConnection, UDPFlow
 from probe.replay.report import default_settings, extract
-from probe.testlist import load_testlist
 from probe.vpn.registry import conversation_for
 from probe.wire import ikev2, l2tp, openvpn, pptp, wireguard
 

@@ -10,9 +10,9 @@ from typing import Any
 from pcap_builders import CLIENT, Capture, Conversation, list_yaml
 from pcap_scenarios import _lookups
 
+from probe.lists import load_testlist
 from probe.model import Transfer
 from probe.replay import replay_report
-from probe.testlist import load_testlist
 
 FAST, SLOW = "198.51.100.10", "198.51.100.20"
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 262144\r\n\r\n"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+import probe.lists.overrides as loader
 import probe.net.vpn as live
 import probe.replay.handshake as replay
-import probe.testlist as loader
 from probe.model import VPN_KINDS, Target, TargetKind, VPNOptions
 from probe.vpn import conversations, recorder, registry
 from probe.vpn.registry import PROTOCOLS, KeyRole

@@ -1,13 +1,10 @@
-"""probe.testlist: schema errors with exact positions, defaults, ids, prefix
-tables, controls, the shipped lists, and a fuzz proof that nothing but
-TestListError ever comes out."""
+"""probe.lists.loader: schema errors with exact positions, defaults, ids, prefix
+tables, controls, and a fuzz proof that nothing but TestListError ever comes out."""
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,26 +12,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from list_samples import CONTROLS_FILE, SHIPPED, VPN_LIST, write
 
-import probe
-from probe import testlist
-from probe.errors import InputError
+from probe.lists import TestListError, default_controls_path, load_testlist, loader
 from probe.model import Expectations, TargetKind
-from probe.testlist import (
-    PrefixOverrides,
-    TestListError,
-    apply_key_overrides,
-    apply_prefix_overrides,
-    default_controls_path,
-    default_testlists,
-    load_testlist,
-    parse_prefix_table,
-    parse_vpn_key,
-)
 
-ListError = testlist.TestListError
-SHIPPED = Path(__file__).resolve().parent.parent / "testlists"
-SHIPPED_LISTS = sorted(p for p in SHIPPED.glob("*.yaml") if p.name != "controls.yaml")
+ListError = loader.TestListError
 
 # Eight lines; targets start on line 9, in a list indented six spaces.
 HEAD = """\
@@ -48,15 +31,6 @@ features:
     targets:
 """
 TARGET_LINE = 9
-
-
-def write(directory: Path, text: str | bytes, name: str = "list.yaml") -> Path:
-    path = directory / name
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def error_of(path: Path) -> ListError:
@@ -408,8 +382,6 @@ def test_unknown_prefix_table_lists_the_defined_ones(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 # Controls
 
-CONTROLS_FILE = "name: c\nupdated: 2026-11-23\ncontrols:\n  - {kind: dns, host: ctl.example}\n  - {kind: tls, host: ctl.example}\n"
-
 
 def test_inline_controls_get_the_control_prefix(tmp_path: Path) -> None:
     text = TOP + "controls:\n  - {kind: dns, host: ctl.example}\n  - {kind: tls, host: ctl.example, id: mine}\n" + FEATURE
@@ -475,77 +447,13 @@ def test_default_controls_fall_back_to_the_shipped_file(tmp_path: Path) -> None:
     assert default_controls_path().read_bytes() == (SHIPPED / "controls.yaml").read_bytes()
 
 
-def test_default_controls_path_prefers_the_installed_package(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Installed, testlists/ becomes the package probe.testlists.
-    (tmp_path / "testlists").mkdir()
-    installed = write(tmp_path / "testlists", CONTROLS_FILE, "controls.yaml")
-    monkeypatch.setattr(probe, "__path__", [*probe.__path__, str(tmp_path)])
-    try:
-        assert default_controls_path() == installed
-    finally:
-        sys.modules.pop("probe.testlists", None)
-        vars(probe).pop("testlists", None)
-
 
 def test_no_default_controls_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(testlist, "default_controls_path", lambda: tmp_path / "absent.yaml")
+    monkeypatch.setattr(loader, "default_controls_path", lambda: tmp_path / "absent.yaml")
     path = write(tmp_path, TOP + FEATURE)
     error = error_of(path)
     assert (error.line, error.column) == (1, 1)
     assert error.message.startswith("no 'controls' key and no default controls file")
-
-
-# --------------------------------------------------------------------------
-# The shipped lists
-
-
-@pytest.mark.parametrize("path", SHIPPED_LISTS, ids=lambda p: p.stem)
-def test_shipped_list_loads(path: Path) -> None:
-    loaded = load_testlist(path)
-    assert loaded.name == path.stem
-    assert loaded.updated == "2026-11-23"
-    assert loaded.features and loaded.controls
-    for feature in loaded.features:
-        assert feature.source and "2026-11-23" in feature.source, feature.id
-    for target in (t for f in loaded.features for t in f.targets):
-        with pytest.raises(ValueError):
-            ipaddress.ip_address(target.host)
-
-
-def test_shipped_lists_are_the_expected_ones() -> None:
-    assert [p.stem for p in SHIPPED_LISTS] == ["facebook", "vpn", "whatsapp"]
-    assert [p.resolve() for p in default_testlists()] == SHIPPED_LISTS
-
-
-def test_shipped_controls_mix_dns_and_tls_over_several_operators() -> None:
-    controls = load_testlist(SHIPPED / "whatsapp.yaml").controls
-    assert {t.kind for t in controls} == {TargetKind.DNS, TargetKind.TLS, TargetKind.HTTPS}
-    # One timed download: the baseline of the throttled method.
-    assert [t.host for t in controls if t.throughput] == ["upload.wikimedia.org"]
-    assert len({t.host for t in controls}) >= 5
-    assert all(t.id.startswith("control:") for t in controls)
-
-
-def test_whatsapp_messaging_endpoints() -> None:
-    features = {f.id: f for f in load_testlist(SHIPPED / "whatsapp.yaml").features}
-    assert {"messaging", "registration", "web", "media"} <= set(features)
-    endpoints = {(t.host, t.port) for t in features["messaging"].targets}
-    assert endpoints == {(f"e{n}.whatsapp.net", port) for n in range(1, 17) for port in (443, 5222)}
-    assert [t.url for t in features["registration"].targets] == ["https://v.whatsapp.net/v2/register"]
-
-
-def test_facebook_dns_targets_are_checked_against_as32934() -> None:
-    loaded = load_testlist(SHIPPED / "facebook.yaml")
-    assert {f.id for f in loaded.features} == {"web", "api", "cdn", "mqtt", "stun-dns"}
-    dns = [t for f in loaded.features for t in f.targets if t.kind is TargetKind.DNS]
-    hosts = {t.host for t in dns}
-    assert {"b-api.facebook.com", "b-graph.facebook.com", "edge-mqtt.facebook.com", "external.xx.fbcdn.net",
-            "scontent.xx.fbcdn.net", "star.c10r.facebook.com", "stun.fbsbx.com", "www.facebook.com"} == hosts
-    for target in dns:
-        assert target.expect.asn == 32934 and target.expect.checked == "2026-11-23"
-        assert {"157.240.0.0/16", "31.13.64.0/18", "2a03:2880::/29"} <= set(target.expect.prefixes)
 
 
 def test_the_documented_example_loads(tmp_path: Path) -> None:
@@ -729,54 +637,6 @@ def test_fuzz_structures(document: object, flow: bool) -> None:
     load_fuzzed(yaml.safe_dump(document, default_flow_style=flow, allow_unicode=True).encode("utf-8", "surrogatepass"))
 
 
-def test_prefix_overrides_replace_named_tables_and_fill_the_rest() -> None:
-    original = load_testlist(SHIPPED / "facebook.yaml")
-    overrides = PrefixOverrides(tables={"facebook": ("203.0.113.0/24",), "unused": ("198.51.100.0/24",)},
-                                default=("2001:db8:5::/64",))
-    changed = apply_prefix_overrides(original, overrides)
-    pairs = [(a, b) for fa, fb in zip(original.features, changed.features)
-             for a, b in zip(fa.targets, fb.targets)]
-    assert any(a.expect.prefix_table == "facebook" for a, _ in pairs)
-    for before, after in pairs:
-        if before.expect.prefix_table == "facebook":
-            assert after.expect.prefixes == ("203.0.113.0/24",)
-            assert after.expect.asn == before.expect.asn  # only the ranges change
-        elif not before.expect.prefixes:
-            assert after.expect.prefixes == ("2001:db8:5::/64",)
-        else:
-            assert after.expect == before.expect
-    assert all(c.expect.prefixes == ("2001:db8:5::/64",) for c in changed.controls)
-    assert apply_prefix_overrides(original, PrefixOverrides()) == original
-
-
-@pytest.mark.parametrize("text", ["facebook", "=1.2.3.0/24", "facebook=", "facebook=1.2.3.4/8", "x=nope"])
-def test_bad_prefix_table_flags_are_one_line_errors(text: str) -> None:
-    with pytest.raises(InputError) as caught:
-        parse_prefix_table(text)
-    assert "--prefix-table" in str(caught.value) and "\n" not in str(caught.value)
-
-
-VPN_LIST = """\
-name: v
-version: "1"
-updated: 2026-11-23
-keys:
-  server: {value: "bmXOC+F1FxEMF9dyiK2H5/1SUtzH0JuVo51h2wPfgyo=", source: "the provider's profile"}
-  client: {source: "your own client's PrivateKey"}
-  ta: {}
-features:
-  - id: vpn
-    name: VPN
-    targets:
-      - {kind: wireguard, host: wg.example, port: 2408, key: server, client_key: client}
-      - {kind: openvpn, host: ovpn.example, transport: tcp, port: 443}
-      - {kind: openvpn, host: ovpn.example, control: tls-auth, key: ta, key_direction: 1, auth: sha256}
-      - {kind: ikev2, host: ike.example, port: 4500}
-      - {kind: pptp, host: pptp.example}
-      - {kind: l2tp, host: l2tp.example}
-      - {kind: sstp, host: sstp.example}
-"""
-
 
 def test_vpn_targets_get_ports_transports_and_key_names(tmp_path: Path) -> None:
     path = tmp_path / "v.yaml"
@@ -804,19 +664,3 @@ def test_a_key_that_does_not_parse_is_named_at_its_value(tmp_path: Path) -> None
     path.write_text(VPN_LIST.replace("bmXOC+F1FxEMF9dyiK2H5/1SUtzH0JuVo51h2wPfgyo=", "short"))
     with pytest.raises(TestListError, match=r"v.yaml:5:19: key 'server' is not a WireGuard public key"):
         load_testlist(path)
-
-
-def test_vpn_keys_given_at_run_time_are_checked(tmp_path: Path) -> None:
-    path = tmp_path / "v.yaml"
-    path.write_text(VPN_LIST)
-    testlist = load_testlist(path)
-    client = "YEocP0e2o1WT5GlvBvQzVF7EeR6Z7aCa+HzJj2G8R2A="
-    given = apply_key_overrides(testlist, {"client": client, "unused": "x"})
-    assert dict(given.keys) == {"server": dict(testlist.keys)["server"], "client": client}
-    with pytest.raises(InputError, match="--vpn-key ta: not an OpenVPN static key"):
-        apply_key_overrides(testlist, {"ta": "not a key"})
-    key_file = tmp_path / "client.key"
-    key_file.write_text(client + "\n")
-    assert parse_vpn_key(f"client=@{key_file}") == ("client", client)
-    with pytest.raises(InputError, match="expected NAME=VALUE or NAME=@FILE"):
-        parse_vpn_key("client")
