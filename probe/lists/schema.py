@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from probe.model import TargetKind
+from probe.vpn.registry import PROTOCOLS
 
 __all__ = [
     "ANY_EXPECT_KEY",
@@ -68,6 +69,12 @@ class KindSchema:
 _ADDRESS = ("prefixes", "asn", "checked")
 _HOST_PORT = ("host", "port")
 
+
+def _vpn(kind: TargetKind, keys: tuple[str, ...], required: tuple[str, ...]) -> KindSchema:
+    protocol = PROTOCOLS[kind]
+    return KindSchema(keys, required, _ADDRESS, port=protocol.port, transports=tuple(protocol.conversations))
+
+
 KINDS: Mapping[TargetKind, KindSchema] = {
     TargetKind.DNS: KindSchema(("host", "rtype"), ("host",), _ADDRESS),
     TargetKind.TCP: KindSchema(_HOST_PORT, _HOST_PORT, _ADDRESS),
@@ -81,19 +88,16 @@ KINDS: Mapping[TargetKind, KindSchema] = {
         ("url", "method", "throughput"), ("url",),
         (*_ADDRESS, "certificate_name", "status", "body_contains"), port=443,
     ),
-    # VPN protocols: each one's usual port and transport (OpenVPN's is a choice).
-    TargetKind.OPENVPN: KindSchema(
+    # VPN protocols: their usual port and transports come from the registry.
+    TargetKind.OPENVPN: _vpn(
+        TargetKind.OPENVPN,
         ("host", "port", "transport", "control", "key", "key_direction", "auth"), ("host",),
-        _ADDRESS, port=1194, transports=("udp", "tcp"),
     ),
-    TargetKind.WIREGUARD: KindSchema(
-        ("host", "port", "key", "client_key"), ("host", "key"), _ADDRESS,
-        port=51820, transports=("udp",),
-    ),
-    TargetKind.IKEV2: KindSchema(_HOST_PORT, ("host",), _ADDRESS, port=500, transports=("udp",)),
-    TargetKind.PPTP: KindSchema(_HOST_PORT, ("host",), _ADDRESS, port=1723, transports=("tcp",)),
-    TargetKind.L2TP: KindSchema(_HOST_PORT, ("host",), _ADDRESS, port=1701, transports=("udp",)),
-    TargetKind.SSTP: KindSchema(_HOST_PORT, ("host",), _ADDRESS, port=443, transports=("tcp",)),
+    TargetKind.WIREGUARD: _vpn(TargetKind.WIREGUARD, ("host", "port", "key", "client_key"), ("host", "key")),
+    TargetKind.IKEV2: _vpn(TargetKind.IKEV2, _HOST_PORT, ("host",)),
+    TargetKind.PPTP: _vpn(TargetKind.PPTP, _HOST_PORT, ("host",)),
+    TargetKind.L2TP: _vpn(TargetKind.L2TP, _HOST_PORT, ("host",)),
+    TargetKind.SSTP: _vpn(TargetKind.SSTP, _HOST_PORT, ("host",)),
 }
 # Keys of some kind: in a target of another they "do not apply" (not unknown).
 ANY_TARGET_KEY = frozenset(TARGET_COMMON).union(*(row.keys for row in KINDS.values()))

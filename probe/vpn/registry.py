@@ -29,6 +29,8 @@ from probe.vpn.conversations import (
     WireGuard,
 )
 from probe.wire import WireError, openvpn, wireguard
+from probe.wire.l2tp import L2TP_PORT
+from probe.wire.pptp import PPTP_PORT
 
 __all__ = [
     "PROTOCOLS",
@@ -93,6 +95,9 @@ class VPNProtocol:
     """Everything the probe knows of one VPN protocol."""
 
     kind: TargetKind
+    # The port a target that names none is measured on (IANA's assignment,
+    # or what the protocol's servers use in practice: WireGuard's 51820).
+    port: int
     # Who speaks it (through its codec in probe.wire), by transport; the
     # first speaks to a target that names no transport.
     conversations: Mapping[str, type[Conversation]]
@@ -106,13 +111,13 @@ class VPNProtocol:
 
 PROTOCOLS: Mapping[TargetKind, VPNProtocol] = MappingProxyType({
     entry.kind: entry for entry in (
-        VPNProtocol(TargetKind.OPENVPN, {"udp": OpenVPNOverUDP, "tcp": OpenVPNOverTCP},
+        VPNProtocol(TargetKind.OPENVPN, 1194, {"udp": OpenVPNOverUDP, "tcp": OpenVPNOverTCP},
                     _openvpn_keys),
-        VPNProtocol(TargetKind.WIREGUARD, {"udp": WireGuard}, _wireguard_keys),
-        VPNProtocol(TargetKind.IKEV2, {"udp": IKEv2}),
-        VPNProtocol(TargetKind.PPTP, {"tcp": PPTP}),
-        VPNProtocol(TargetKind.L2TP, {"udp": L2TP}),
-        VPNProtocol(TargetKind.SSTP, {"tcp": SSTP}),
+        VPNProtocol(TargetKind.WIREGUARD, 51820, {"udp": WireGuard}, _wireguard_keys),
+        VPNProtocol(TargetKind.IKEV2, 500, {"udp": IKEv2}),
+        VPNProtocol(TargetKind.PPTP, PPTP_PORT, {"tcp": PPTP}),
+        VPNProtocol(TargetKind.L2TP, L2TP_PORT, {"udp": L2TP}),
+        VPNProtocol(TargetKind.SSTP, 443, {"tcp": SSTP}),
     )
 })
 
