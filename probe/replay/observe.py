@@ -28,7 +28,6 @@ from probe.model import (
 )
 from probe.net.certs import certificate_from_der
 from probe.net.dialer import url_host
-from probe.net.dns import stub_failure
 from probe.net.errors import failure_from_exception
 from probe.net.plan import CheckSettings
 from probe.net.scrub import scrub
@@ -126,7 +125,7 @@ def dns_observation(
     resolver = f"{exchange.transport}://{url_host(exchange.server)}:{exchange.server_port}"
     failure: Failure | None
     if kept:
-        failure = stub_failure(kept[0], exchange.rtype)
+        failure = kept[0].stub_failure(exchange.rtype)
         t = round(kept[0].t + settings.dns_window, 6) if exchange.transport == "udp" else kept[0].t
     elif exchange.icmp is not None and exchange.icmp.t - exchange.t0 <= timeout:
         failure, t = icmp_failure(exchange.icmp), exchange.icmp.t
