@@ -33,10 +33,10 @@ from probe.keys import generate_key, key_info, load_or_create_key
 from probe.model import TargetResult, TestList
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
-from probe.net.dns import parse_resolver
 from probe.net.guard import AllowList
-from probe.net.plan import CheckSettings, Measurer
+from probe.net.plan import Measurer
 from probe.net.tls import TrustStore
+from probe.plan import CheckSettings
 from probe.replay import flow_account, replay_report
 from probe.replay.vpnkeys import read_vpn_keys
 from probe.report import (
@@ -46,6 +46,7 @@ from probe.report import (
     report_stem,
     write_report_atomic,
 )
+from probe.resolver import parse_resolver
 from probe.runner import RunOptions, run_testlist
 from probe.sign import SigningKey, sign_report, verify_file
 from probe.testlist import (

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.net.dns import parse_resolver
-from probe.net.plan import CheckSettings
+from probe.plan import CheckSettings
 from probe.replay.report import ReplayReport, replay_report, verdicts_of
 from probe.replay.vpnkeys import read_vpn_keys
+from probe.resolver import parse_resolver
 from probe.testlist import load_testlist
 from probe_lab.capture import ca_bundle_path
 from probe_lab.runner import RESOLVER, ListRun, lab_overrides

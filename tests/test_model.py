@@ -12,10 +12,10 @@ import pytest
 
 from probe.classify.dns import dns_failure
 from probe.model import DNSAnswer, DNSObservation, DNSResponse, Failure
-from probe.net.dns import parse_resolver
-from probe.net.plan import CheckSettings
+from probe.plan import CheckSettings
 from probe.replay.observe import dns_observation
 from probe.replay.records import DNSExchange
+from probe.resolver import parse_resolver
 
 A = DNSAnswer("A", "198.51.100.7", 300)
 CNAME = DNSAnswer("CNAME", "other.test.", 300)

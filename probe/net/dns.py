@@ -1,6 +1,6 @@
 """The DNS check: one query, every response recorded.
 
-Over UDP, TCP or HTTPS, as the resolver string says (``probe.net.resolver``).
+Over UDP, TCP or HTTPS, as the resolver string says (``probe.resolver``).
 Over UDP the check keeps listening for ``window`` seconds after the first
 response that matches the query: injectors race the real server with
 forged answers, and only the whole sequence tells that story.
@@ -22,12 +22,11 @@ from probe.errors import InputError
 from probe.model import DNSObservation, DNSResponse, Failure
 from probe.net.backend import DialerBackend, http_client
 from probe.net.clock import Clock
-from probe.net.dialer import Dialer, close_stream, send, url_host
+from probe.net.dialer import Dialer, close_stream, send
 from probe.net.errors import CheckError, failure_from_exception
-from probe.net.resolver import ResolverError, ResolverSpec, parse_resolver
 from probe.net.trust import TrustStore
-
-__all__ = ["ResolverError", "ResolverSpec", "parse_resolver", "resolve"]
+from probe.resolver import ResolverSpec
+from probe.wire.url import url_host
 
 # RFC 8484 section 6: the media type of a DNS message over HTTPS.
 DNS_MESSAGE = "application/dns-message"
@@ -35,6 +34,7 @@ DNS_MESSAGE = "application/dns-message"
 _MAX_MESSAGE = 65535
 # EDNS0 buffer size recommended by DNS flag day 2020: avoids fragments.
 _EDNS_PAYLOAD = 1232
+
 
 async def resolve(
     name: str,
@@ -257,4 +257,3 @@ def _response(message: dns.message.Message, query: dns.message.QueryMessage,
         rcode=dns.rcode.to_text(message.rcode()),
         answers=answer_chain(message, question.name, question.rdtype),
     )
-
