@@ -31,6 +31,7 @@ from probe.capture import bpf_for, capture
 from probe.diff import diff_reports
 from probe.errors import EXIT_BUG, EXIT_FOUND, EXIT_INPUT, EXIT_OK, InputError
 from probe.journal import Journal, journal_path
+<<<<<<< HEAD
 from probe.keys import KeyInfo, generate_key, key_info, load_key, load_or_create_key
 from probe.lists import (
     PrefixOverrides,
@@ -46,10 +47,10 @@ from probe.lists import (
 from probe.model import TargetResult, TestList
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
-from probe.net.dns import parse_resolver
 from probe.net.guard import AllowList
-from probe.net.plan import CheckSettings, Measurer
+from probe.net.plan import Measurer
 from probe.net.tls import TrustStore
+from probe.plan import CheckSettings
 from probe.replay import flow_account, replay_report
 from probe.replay.vpnkeys import read_vpn_keys
 from probe.report import (
@@ -60,6 +61,7 @@ from probe.report import (
     report_stem,
     write_report_atomic,
 )
+from probe.resolver import parse_resolver
 from probe.runner import RunOptions, run_testlist
 from probe.sign import SigningKey, sign_report, verify_file
 

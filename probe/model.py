@@ -191,6 +191,15 @@ class DNSAnswer:
     ttl: int
 
 
+# Rcodes (RFC 1035 section 4.1.1) a stub resolver reports by name; any
+# other rcode but NOERROR says the server misbehaved.
+_RCODE_FAILURES = {
+    "NXDOMAIN": Failure.DNS_NXDOMAIN,
+    "SERVFAIL": Failure.DNS_SERVFAIL,
+    "REFUSED": Failure.DNS_REFUSED,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class DNSResponse:
     """One response received for a query. Injection shows as several."""
@@ -202,6 +211,22 @@ class DNSResponse:
     # response); forged answers often differ from the real one here.
     ip_ttl: int | None = None
     ip_id: int | None = None
+
+    def stub_failure(self, asked: str) -> Failure | None:
+        """The failure a stub resolver reports for this response to a query
+        for ``asked`` records: the rcode's, or no answer when a NOERROR
+        response holds none of that type (NODATA, RFC 2308 section 2.2).
+
+        The one rule for the live check, replay and the classifier (which
+        also judges observations whose failure field was left empty).
+        """
+        rcode = self.rcode.upper()
+        if rcode != "NOERROR":
+            return _RCODE_FAILURES.get(rcode, Failure.DNS_SERVER_MISBEHAVING)
+        asked = asked.upper()
+        if any(a.rtype.upper() == asked for a in self.answers):
+            return None
+        return Failure.DNS_NO_ANSWER
 
 
 @dataclass(frozen=True, slots=True)

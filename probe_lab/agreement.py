@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from probe.lists import load_testlist
-from probe.net.dns import parse_resolver
-from probe.net.plan import CheckSettings
+from probe.plan import CheckSettings
 from probe.replay.report import ReplayReport, replay_report, verdicts_of
 from probe.replay.vpnkeys import read_vpn_keys
+from probe.resolver import parse_resolver
 from probe_lab.capture import ca_bundle_path
 from probe_lab.runner import RESOLVER, ListRun, lab_overrides
 

@@ -22,14 +22,6 @@ from probe.model import (
     TargetKind,
 )
 
-# Rcodes (RFC 1035 §4.1.1) turned into the failure a resolver layer would
-# have reported, for observations whose failure field was left empty.
-_RCODE_FAILURES = {
-    "NXDOMAIN": Failure.DNS_NXDOMAIN,
-    "SERVFAIL": Failure.DNS_SERVFAIL,
-    "REFUSED": Failure.DNS_REFUSED,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class DNSStage:
@@ -50,13 +42,8 @@ def dns_failure(observation: DNSObservation) -> str | None:
         return observation.failure.value
     if not observation.responses:
         return Failure.DNS_NO_ANSWER.value
-    first = observation.responses[0]
-    rcode = first.rcode.upper()
-    if rcode != "NOERROR":
-        return _RCODE_FAILURES.get(rcode, Failure.DNS_SERVER_MISBEHAVING).value
-    if not any(a.rtype.upper() == observation.rtype.upper() for a in first.answers):
-        return Failure.DNS_NO_ANSWER.value
-    return None
+    failure = observation.responses[0].stub_failure(observation.rtype)
+    return None if failure is None else failure.value
 
 
 def response_addresses(response: DNSResponse) -> tuple[Address, ...]:

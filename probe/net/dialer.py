@@ -15,10 +15,10 @@ the HTTP check can scrub them from what servers echo back.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 
 from probe.net.guard import AllowList
+from probe.wire.url import is_ip_literal
 
 # Seconds a closing stream may take to flush before it is aborted.
 _CLOSE_GRACE = 1.0
@@ -49,19 +49,6 @@ async def send(writer: asyncio.StreamWriter, data: bytes) -> None:
     writer.write(data)
     if not writer.transport.is_closing():
         await writer.drain()
-
-
-def is_ip_literal(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def url_host(host: str) -> str:
-    """``host`` as written in a URL: IPv6 literals in brackets (RFC 3986 3.2.2)."""
-    return f"[{host}]" if ":" in host else host
 
 
 class DatagramEndpoint:

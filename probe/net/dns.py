@@ -1,6 +1,6 @@
 """The DNS check: one query, every response recorded.
 
-Over UDP, TCP or HTTPS, as the resolver string says (``probe.net.resolver``).
+Over UDP, TCP or HTTPS, as the resolver string says (``probe.resolver``).
 Over UDP the check keeps listening for ``window`` seconds after the first
 response that matches the query: injectors race the real server with
 forged answers, and only the whole sequence tells that story.
@@ -13,22 +13,20 @@ from collections.abc import Callable
 
 import dns.exception
 import dns.message
-import dns.name
 import dns.rcode
-import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from probe.dnsanswers import answer_chain
 from probe.errors import InputError
-from probe.model import DNSAnswer, DNSObservation, DNSResponse, Failure
+from probe.model import DNSObservation, DNSResponse, Failure
 from probe.net.backend import DialerBackend, http_client
 from probe.net.clock import Clock
-from probe.net.dialer import Dialer, close_stream, send, url_host
+from probe.net.dialer import Dialer, close_stream, send
 from probe.net.errors import CheckError, failure_from_exception
-from probe.net.resolver import ResolverError, ResolverSpec, parse_resolver
 from probe.net.trust import TrustStore
-
-__all__ = ["ResolverError", "ResolverSpec", "parse_resolver", "resolve"]
+from probe.resolver import ResolverSpec
+from probe.wire.url import url_host
 
 # RFC 8484 section 6: the media type of a DNS message over HTTPS.
 DNS_MESSAGE = "application/dns-message"
@@ -36,12 +34,6 @@ DNS_MESSAGE = "application/dns-message"
 _MAX_MESSAGE = 65535
 # EDNS0 buffer size recommended by DNS flag day 2020: avoids fragments.
 _EDNS_PAYLOAD = 1232
-
-_RCODE_FAILURES = {
-    "NXDOMAIN": Failure.DNS_NXDOMAIN,
-    "SERVFAIL": Failure.DNS_SERVFAIL,
-    "REFUSED": Failure.DNS_REFUSED,
-}
 
 
 async def resolve(
@@ -67,7 +59,7 @@ async def resolve(
     try:
         await _exchange(query, resolver, dialer, clock, timeout, window,
                         trust or TrustStore(), responses)
-        failure = stub_failure(responses[0], dns.rdatatype.to_text(query.question[0].rdtype))
+        failure = responses[0].stub_failure(dns.rdatatype.to_text(query.question[0].rdtype))
     except Exception as exc:
         failure = failure_from_exception(exc)
     return DNSObservation(
@@ -265,39 +257,3 @@ def _response(message: dns.message.Message, query: dns.message.QueryMessage,
         rcode=dns.rcode.to_text(message.rcode()),
         answers=answer_chain(message, question.name, question.rdtype),
     )
-
-
-def answer_chain(
-    message: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
-) -> tuple[DNSAnswer, ...]:
-    """The answer to (name, rdtype), following CNAMEs (RFC 1034 section 3.6.2).
-
-    Records off the chain are not part of the answer a stub would use,
-    so they are left out; a CNAME loop ends when a name repeats.
-    """
-    answers: list[DNSAnswer] = []
-    seen: set[dns.name.Name] = set()
-    while name not in seen:
-        seen.add(name)
-        rrset = message.get_rrset(message.answer, name, dns.rdataclass.IN, rdtype)
-        if rrset is not None:
-            kind = dns.rdatatype.to_text(rdtype)
-            answers += [DNSAnswer(kind, rdata.to_text(), rrset.ttl) for rdata in rrset]
-            break
-        cname = message.get_rrset(message.answer, name, dns.rdataclass.IN,
-                                  dns.rdatatype.CNAME)
-        if cname is None:
-            break
-        target = cname[0].target
-        answers.append(DNSAnswer("CNAME", target.to_text(), cname.ttl))
-        name = target
-    return tuple(answers)
-
-
-def stub_failure(first: DNSResponse, asked: str) -> Failure | None:
-    """The failure a stub resolver would report for the first response."""
-    if first.rcode in _RCODE_FAILURES:
-        return _RCODE_FAILURES[first.rcode]
-    if first.rcode != "NOERROR":
-        return Failure.DNS_SERVER_MISBEHAVING
-    return None if any(a.rtype == asked for a in first.answers) else Failure.DNS_NO_ANSWER

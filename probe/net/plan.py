@@ -12,16 +12,14 @@ One target in, its observations out, in the order they happened:
   (over TCP: its connect, then the exchange; see probe.net.vpn).
 
 An IP literal host skips DNS. When the lookups give no address, nothing
-further runs: the DNS failure is the finding.
+further runs: the DNS failure is the finding. Which lookups, addresses,
+ports and URL are the plan's rules in ``probe.plan``, which replay follows
+too; this module carries them out on the network.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from itertools import chain, zip_longest
-
-import httpx
 
 from probe.model import (
     VPN_KINDS,
@@ -33,40 +31,17 @@ from probe.model import (
 )
 from probe.net import dns, http, tcp, tls, vpn
 from probe.net.clock import Clock
-from probe.net.dialer import Dialer, is_ip_literal, url_host
+from probe.net.dialer import Dialer
 from probe.net.errors import CheckError
 from probe.net.trust import TrustStore
-
-_DEFAULT_PORTS = {TargetKind.TLS: 443}
-
-
-@dataclass(frozen=True, slots=True)
-class CheckSettings:
-    resolver: dns.ResolverSpec
-    dns_timeout: float = 5.0
-    dns_window: float = 0.5  # seconds to keep listening after the first answer
-    tcp_timeout: float = 8.0
-    tls_timeout: float = 8.0
-    http_timeout: float = 15.0
-    body_cap: int = 1 << 20
-    # Seconds of body a throughput target reads at most: enough for a
-    # rate, short enough that a throttled path does not hold up the run.
-    download_time: float = 3.0
-    # A VPN handshake with one address, resends included (probe.net.vpn).
-    handshake_timeout: float = 8.0
-    max_addresses: int = 4
-
-    def timeouts(self) -> dict[str, float]:
-        """The stage timeouts, as reports record them (live and replay alike)."""
-        return {
-            "dns": self.dns_timeout,
-            "dns_window": self.dns_window,
-            "tcp": self.tcp_timeout,
-            "tls": self.tls_timeout,
-            "http": self.http_timeout,
-            "download": self.download_time,
-            "handshake": self.handshake_timeout,
-        }
+from probe.plan import (
+    CheckSettings,
+    addresses_to_try,
+    next_lookup,
+    target_port,
+    target_url,
+)
+from probe.wire.url import URL, is_ip_literal
 
 
 class Measurer:
@@ -95,7 +70,7 @@ class Measurer:
 
     async def _connect(self, target: Target, out: list[Observation]) -> None:
         s = self._settings
-        port = target.port or _DEFAULT_PORTS.get(target.kind)
+        port = target_port(target)
         if port is None:
             raise ValueError(f"target {target.id}: a {target.kind} target needs a port")
         for address in await self._addresses(target.host, out):
@@ -117,9 +92,8 @@ class Measurer:
             ))
 
     async def _http(self, target: Target, out: list[Observation]) -> None:
-        url = target.url or f"{target.kind}://{url_host(target.host)}/"
-        host = httpx.URL(url).raw_host.decode("ascii")
-        addresses = await self._addresses(host, out)
+        url = target_url(target)
+        addresses = await self._addresses(URL.parse(url).host, out)
         if not addresses:
             return
 
@@ -131,29 +105,23 @@ class Measurer:
                                  f"{name} did not resolve")
             return found[0]
 
+        s = self._settings
         out.append(await http.fetch(
-            url, target.method, addresses[0], self._dialer, self._clock,
-            self._settings.http_timeout, self._trust, self._settings.body_cap,
+            url, target.method, addresses[0], self._dialer, self._clock, s.http_timeout,
+            self._trust, s.body_cap, s.max_redirects,
             resolve=resolve, body_contains=target.expect.body_contains,
-            download_time=self._settings.download_time if target.throughput else None,
+            download_time=s.download_time if target.throughput else None,
         ))
 
     async def _addresses(self, host: str, out: list[Observation]) -> tuple[str, ...]:
-        """Addresses of ``host``, recording the lookups; A and AAAA
-        interleaved (RFC 8305 section 4) and capped at max_addresses."""
+        """The addresses of ``host`` the plan tries, recording its lookups."""
         if is_ip_literal(host):
             return (host,)
-        found: list[tuple[str, ...]] = []
-        for rtype in ("A", "AAAA"):
-            lookup = await self._lookup(host, rtype)
-            out.append(lookup)
-            found.append(lookup.addresses() if lookup.failure is None else ())
-            # A name without A records may still have AAAA ones; any other
-            # failure (NXDOMAIN, timeout...) would only repeat itself.
-            if lookup.failure not in (None, Failure.DNS_NO_ANSWER):
-                break
-        mixed = (a for a in chain.from_iterable(zip_longest(*found)) if a is not None)
-        return tuple(dict.fromkeys(mixed))[: self._settings.max_addresses]
+        lookups: list[DNSObservation] = []
+        while (rtype := next_lookup(lookups)) is not None:
+            lookups.append(await self._lookup(host, rtype))
+        out.extend(lookups)
+        return addresses_to_try(lookups, self._settings.max_addresses)
 
     async def _lookup(self, name: str, rtype: str) -> DNSObservation:
         s = self._settings

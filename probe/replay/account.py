@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.model import DNSResponse
-from probe.net.plan import CheckSettings
+from probe.plan import CheckSettings
 from probe.replay.capfile import CaptureReader
 from probe.replay.engine import CaptureSummary, ExtractOptions, Extractor
 from probe.replay.observe import connect_outcome, dns_observation, handshake_outcome

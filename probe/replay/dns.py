@@ -10,7 +10,7 @@ forged answers often give themselves away there.
 
 Messages are decoded by ``probe.wire.dns`` (fast, common shapes) and by
 dnspython when that declines; answers are then read the way the live
-check reads them (``probe.net.dns``: follow CNAMEs from the question).
+check reads them (``probe.dnsanswers``: follow CNAMEs from the question).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import dns.opcode
 import dns.rcode
 import dns.rdatatype
 
+from probe.dnsanswers import answer_chain
 from probe.model import DNSAnswer, DNSResponse
-from probe.net.dns import answer_chain
 from probe.replay.records import DNSExchange, ICMPError
 from probe.wire import WireError
 from probe.wire import dns as wiredns
@@ -103,7 +103,7 @@ class _RRset:
 
 
 def _chain(message: wiredns.Message) -> tuple[DNSAnswer, ...]:
-    """``probe.net.dns.answer_chain`` over the fast decoder's records.
+    """``probe.dnsanswers.answer_chain`` over the fast decoder's records.
 
     Records are grouped as dnspython groups them: one RRset per owner and
     type, with the lowest TTL and without duplicate data (one CNAME: the

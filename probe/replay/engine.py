@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from probe.plan import BODY_CAP, DNS_TIMEOUT
 from probe.replay import dns as replay_dns
 from probe.replay.capfile import CaptureReader
 from probe.replay.chunks import ChunkLog
@@ -39,9 +40,10 @@ _SWEEP_EVERY = 1.0
 
 @dataclass(frozen=True, slots=True)
 class ExtractOptions:
-    # How long a query waits for responses (the live check's DNS timeout).
-    dns_timeout: float = 5.0
-    body_cap: int = 1 << 20  # HTTP body bytes kept, as the live check
+    # How long a query waits for responses, and the HTTP body bytes kept:
+    # the live check's (a replay passes the run's own settings).
+    dns_timeout: float = DNS_TIMEOUT
+    body_cap: int = BODY_CAP
     needles: tuple[str, ...] = ()  # body_contains strings to look for
     keys: KeyLog | None = None  # TLS key log given by the user
     # A closed connection waits this long for stragglers (retransmissions,

@@ -2,7 +2,9 @@
 
 For each target this rebuilds the observation tuple the live plan
 (``probe.net.plan``) would have produced, in the same order, from the
-flows that carried that target's traffic:
+flows that carried that target's traffic. Which lookups, addresses, ports
+and URLs a target has are the plan's own rules (``probe.plan``), and URLs
+are read and joined as the live client does (``probe.wire.url``):
 
 * dns: the lookup of the target's name and record type;
 * tcp / tls: the A lookup (and AAAA after an A that answered or had no
@@ -37,9 +39,6 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import chain, zip_longest
-
-import httpx
 
 from probe.model import (
     VPN_KINDS,
@@ -49,8 +48,14 @@ from probe.model import (
     Target,
     TargetKind,
 )
-from probe.net.dialer import is_ip_literal, url_host
-from probe.net.plan import CheckSettings
+from probe.plan import (
+    ADDRESS_LOOKUPS,
+    CheckSettings,
+    addresses_to_try,
+    next_lookup,
+    target_port,
+    target_url,
+)
 from probe.replay import handshake
 from probe.replay.observe import (
     Hop,
@@ -62,13 +67,15 @@ from probe.replay.observe import (
     tls_observation,
 )
 from probe.replay.records import DNSExchange, HTTPExchange, TCPConnection, UDPFlow
+from probe.wire import WireError
 from probe.wire.http1 import header
+from probe.wire.url import URL, is_ip_literal
 
 Flow = TCPConnection | UDPFlow
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_MAX_REDIRECTS = 5  # probe.net.http.fetch's default
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what httpx follows (RFC 9110 15.4)
+# The statuses whose Location the live client (httpx) follows (RFC 9110
+# section 15.4); tests/replay/test_match.py holds this to httpx's own.
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def _address(text: str) -> str:
@@ -180,28 +187,14 @@ def addresses_for(
     lookups = _own_lookups(index, host, first) if first is not None else []
     if not lookups:
         anchor = _start(first) if first is not None else None
-        for rtype in ("A", "AAAA"):
+        while (rtype := next_lookup(lookups)) is not None:
             exchange = index.lookup(host, rtype, before=anchor, after=after)
             if exchange is None:
                 break
             lookups.append(index.observe_lookup(exchange))
             after = exchange.t0
-            if not _asks_on(lookups[-1]):
-                break
     out.extend(lookups)
-    return _plan_addresses(index, lookups)
-
-
-def _plan_addresses(index: FlowIndex, lookups: list[DNSObservation]) -> tuple[str, ...]:
-    """A and AAAA answers interleaved (RFC 8305 section 4), as many as the plan tries."""
-    found = [lookup.addresses() if lookup.failure is None else () for lookup in lookups]
-    mixed = (a for a in chain.from_iterable(zip_longest(*found)) if a is not None)
-    return tuple(dict.fromkeys(mixed))[: index.settings.max_addresses]
-
-
-def _asks_on(lookup: DNSObservation) -> bool:
-    """The plan asks for AAAA after an A lookup that answered or had no data."""
-    return lookup.failure in (None, Failure.DNS_NO_ANSWER)
+    return addresses_to_try(lookups, index.settings.max_addresses)
 
 
 def _own_lookups(index: FlowIndex, host: str, first: Flow) -> list[DNSObservation]:
@@ -217,20 +210,22 @@ def _own_lookups(index: FlowIndex, host: str, first: Flow) -> list[DNSObservatio
     """
     anchor = _start(first)
     fitting: list[list[DNSObservation]] = []
-    for exchange in reversed(index.lookups(host, "A", before=anchor)):
+    first_type, second_type = ADDRESS_LOOKUPS
+    for exchange in reversed(index.lookups(host, first_type, before=anchor)):
         lookup = index.observe_lookup(exchange)
         if lookup.t > anchor:
             continue
-        if not _asks_on(lookup):
+        if next_lookup([lookup]) is None:
             fitting.append([lookup])
             continue
-        for following in index.lookups(host, "AAAA", before=anchor, after=lookup.t):
+        for following in index.lookups(host, second_type, before=anchor, after=lookup.t):
             second = index.observe_lookup(following)
             if second.t <= anchor:
                 fitting.append([lookup, second])
     leading = _address(first.server)
+    limit = index.settings.max_addresses
     return next(
-        (c for c in fitting if [_address(a) for a in _plan_addresses(index, c)[:1]] == [leading]),
+        (c for c in fitting if [_address(a) for a in addresses_to_try(c, limit)[:1]] == [leading]),
         fitting[0] if fitting else [],
     )
 
@@ -281,7 +276,7 @@ class ReplayMeasurer:
 
     def _connect(self, target: Target, out: list[Observation]) -> None:
         index = self._index
-        port = target.port or (443 if target.kind is TargetKind.TLS else None)
+        port = target_port(target)
         if port is None:
             return
         sni = target.sni or target.host
@@ -345,11 +340,10 @@ class ReplayMeasurer:
 
     def _http(self, target: Target, out: list[Observation]) -> None:
         index = self._index
-        url = target.url or f"{target.kind}://{url_host(target.host)}/"
-        parsed = httpx.URL(url)
-        host = parsed.raw_host.decode("ascii")
-        port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
-        first = self._first_request(parsed, host, port)
+        url = target_url(target)
+        parsed = URL.parse(url)
+        host = parsed.host
+        first = self._first_request(parsed, host, _port(parsed))
         lookups: list[Observation] = []
         addresses = addresses_for(index, host, first, lookups)
         out.extend(lookups)
@@ -373,7 +367,7 @@ class ReplayMeasurer:
         return handshake_outcome(hop.conn, index.settings.http_timeout,
                                  index.capture_end, index.judge).failure is None
 
-    def _first_request(self, url: httpx.URL, host: str, port: int) -> TCPConnection | None:
+    def _first_request(self, url: URL, host: str, port: int) -> TCPConnection | None:
         index = self._index
         possible = {host} if is_ip_literal(host) else index.answered(host)
         candidates = [
@@ -383,7 +377,7 @@ class ReplayMeasurer:
         return min(candidates, key=_start, default=None)
 
     def _follow(
-        self, url: httpx.URL, conn: TCPConnection, host: str, address: str,
+        self, url: URL, conn: TCPConnection, host: str, address: str,
         out: list[Observation],
     ) -> tuple[list[Hop], Failure | None]:
         """The hops of a fetch: each request, and the redirect it got.
@@ -392,12 +386,12 @@ class ReplayMeasurer:
         host is looked up (those lookups join ``out``), the original host
         keeps its address, and a connection the server kept open may
         carry the next request. The failure is one the redirects caused
-        (too many, or a Location httpx refuses), else None.
+        (too many, or a Location the client refuses), else None.
         """
         index = self._index
         hops: list[Hop] = []
         exchange = _exchange_for(conn, url)
-        for _ in range(_MAX_REDIRECTS + 1):
+        for _ in range(index.settings.max_redirects + 1):
             index.claim(conn)
             hops.append(Hop(str(url), conn, exchange, url.scheme == "https"))
             location = header(exchange.headers, "location") if exchange else None
@@ -405,11 +399,11 @@ class ReplayMeasurer:
                 return hops, None
             try:
                 url = url.join(location)
-            except httpx.InvalidURL:
-                # httpx refuses it too: RemoteProtocolError, in the live check.
+            except WireError:
+                # The client refuses it too: RemoteProtocolError, in the live check.
                 return hops, Failure.HTTP_INVALID_RESPONSE
-            port = url.port or _DEFAULT_PORTS.get(url.scheme, 80)
-            new_host = url.raw_host.decode("ascii")
+            port = _port(url)
+            new_host = url.host
             if new_host.lower() != host.lower():
                 lookups: list[Observation] = []
                 found = addresses_for(index, new_host, None, lookups,
@@ -458,8 +452,14 @@ def _fits_tls(sni: str, alpn: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return fits
 
 
-def _fits_request(conn: TCPConnection, url: httpx.URL) -> bool:
-    host = url.raw_host.decode("ascii").lower()
+def _port(url: URL) -> int:
+    """The port a fetch of ``url`` connects to (the live client refuses
+    schemes other than http and https: such a hop is not in a capture)."""
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+def _fits_request(conn: TCPConnection, url: URL) -> bool:
+    host = url.host.lower()
     if conn.bytes_client == 0:
         return True  # the connect (or the handshake) failed
     if url.scheme == "https":
@@ -475,11 +475,11 @@ def _fits_request(conn: TCPConnection, url: httpx.URL) -> bool:
 
 
 def _exchange_for(
-    conn: TCPConnection, url: httpx.URL, after: float | None = None
+    conn: TCPConnection, url: URL, after: float | None = None
 ) -> HTTPExchange | None:
     """The first request on ``conn`` for ``url`` (after ``after``)."""
-    target = url.raw_path.decode("ascii")
-    host = url.raw_host.decode("ascii").lower().strip("[]")
+    target = url.target
+    host = url.host.lower()
     for exchange in conn.http:
         if after is not None and exchange.t_request <= after:
             continue

@@ -27,11 +27,9 @@ from probe.model import (
     Transfer,
 )
 from probe.net.certs import certificate_from_der
-from probe.net.dialer import url_host
-from probe.net.dns import stub_failure
 from probe.net.errors import failure_from_exception
-from probe.net.plan import CheckSettings
 from probe.net.scrub import scrub
+from probe.plan import CheckSettings
 from probe.replay.records import (
     DNSExchange,
     HTTPExchange,
@@ -41,6 +39,7 @@ from probe.replay.records import (
 )
 from probe.replay.tls import first_fatal
 from probe.replay.trust import names_server
+from probe.resolver import ResolverSpec
 from probe.wire.http1 import header
 from probe.wire.tls import Alert
 
@@ -123,10 +122,11 @@ def dns_observation(
         kept = tuple(r for r in in_time if r.t <= window_end)
     else:
         kept = tuple(in_time[:1])
-    resolver = f"{exchange.transport}://{url_host(exchange.server)}:{exchange.server_port}"
+    # Spelled as a live run spells the resolver it was given.
+    resolver = ResolverSpec(exchange.transport, exchange.server, exchange.server_port).text
     failure: Failure | None
     if kept:
-        failure = stub_failure(kept[0], exchange.rtype)
+        failure = kept[0].stub_failure(exchange.rtype)
         t = round(kept[0].t + settings.dns_window, 6) if exchange.transport == "udp" else kept[0].t
     elif exchange.icmp is not None and exchange.icmp.t - exchange.t0 <= timeout:
         failure, t = icmp_failure(exchange.icmp), exchange.icmp.t

@@ -22,8 +22,7 @@ from probe.capture import keylog_path
 from probe.errors import InputError
 from probe.lists import PrefixOverrides, apply_key_overrides, apply_prefix_overrides
 from probe.model import TestList
-from probe.net.dns import parse_resolver
-from probe.net.plan import CheckSettings
+from probe.plan import CheckSettings
 from probe.replay.capfile import CaptureReader
 from probe.replay.engine import CaptureSummary, ExtractOptions, Extractor
 from probe.replay.errors import ReplayError
@@ -32,6 +31,7 @@ from probe.replay.records import DNSExchange, Record, TCPConnection, UDPFlow
 from probe.replay.tlskeys import KeyLog
 from probe.replay.trust import CertificateJudge
 from probe.report import report_of_run
+from probe.resolver import parse_resolver
 from probe.runner import RunOptions, run_testlist
 
 # Matching does not depend on the runner's order (ReplayMeasurer matches

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from servers import SERVER, Lab
 
-from probe.net.dialer import Dialer, is_ip_literal, send, url_host
+from probe.net.dialer import Dialer, send
 
 
 class _ClosingTransport:
@@ -58,9 +58,3 @@ def test_udp_endpoints_send_and_time_out(lab: Lab, dialer: Dialer) -> None:
 
     asyncio.run(run())
     assert dialer.local_addresses == {"127.0.0.1"}
-
-
-def test_address_helpers() -> None:
-    assert is_ip_literal("127.0.0.1") and is_ip_literal("::1")
-    assert not is_ip_literal("localhost") and not is_ip_literal("")
-    assert url_host("::1") == "[::1]" and url_host("127.0.0.1") == "127.0.0.1"

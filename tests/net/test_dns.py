@@ -16,9 +16,10 @@ from probe.model import DNSAnswer, DNSObservation, Failure
 from probe.net import dns as probe_dns
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
-from probe.net.dns import ResolverError, ResolverSpec, parse_resolver, resolve
+from probe.net.dns import resolve
 from probe.net.guard import AllowList
 from probe.net.trust import TrustStore
+from probe.resolver import ResolverError, ResolverSpec, parse_resolver
 
 # --------------------------------------------------------------------------
 # Resolver strings

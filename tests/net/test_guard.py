@@ -17,6 +17,7 @@ from probe.net.clock import Clock
 from probe.net.dialer import Dialer
 from probe.net.guard import ENV, AddressNotAllowedError, AllowList, AllowListError
 from probe.net.trust import TrustStore
+from probe.resolver import parse_resolver
 
 V4_LOOPBACK_ONLY = AllowList.parse("127.0.0.0/8")
 
@@ -113,10 +114,10 @@ def test_every_check_reports_address_not_allowed(monkeypatch: pytest.MonkeyPatch
         tcp_obs = await tcp.connect("198.51.100.1", 443, dialer, clock, 1.0)
         connect, tls_obs = await tls.connect_and_handshake(
             "::1", 443, "example.test", (), dialer, clock, 1.0, trust)
-        udp = await dns.resolve("example.test", "A", dns.parse_resolver("udp://198.51.100.53"),
+        udp = await dns.resolve("example.test", "A", parse_resolver("udp://198.51.100.53"),
                                 dialer, clock, 1.0, 0.1)
         doh = await dns.resolve("example.test", "A",
-                                dns.parse_resolver("https://dns.test/dns-query@198.51.100.53"),
+                                parse_resolver("https://dns.test/dns-query@198.51.100.53"),
                                 dialer, clock, 1.0, 0.1)
         web = await http.fetch("http://198.51.100.1/", "GET", None, dialer, clock, 1.0, trust,
                                resolve=never)

@@ -21,9 +21,10 @@ from probe.model import (
 )
 from probe.net.clock import Clock
 from probe.net.dialer import Dialer
-from probe.net.dns import parse_resolver
-from probe.net.plan import CheckSettings, Measurer
+from probe.net.plan import Measurer
 from probe.net.trust import TrustStore
+from probe.plan import CheckSettings
+from probe.resolver import parse_resolver
 
 
 @pytest.fixture

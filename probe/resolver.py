@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from probe.errors import InputError
-from probe.net.dialer import is_ip_literal, url_host
+from probe.wire.url import is_ip_literal, url_host
 
 RESOLV_CONF = "/etc/resolv.conf"
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9.])?")
