@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe.files import write_private
 from probe_lab.certs import LabCerts
 from probe_lab.servers.service import Service, binary
 
@@ -61,11 +62,10 @@ def write_static_key(path: Path) -> Path:
     (used by both ``tls-auth`` and ``tls-crypt``)."""
     key = os.urandom(_STATIC_KEY_BYTES).hex()
     lines = [key[i:i + 32] for i in range(0, len(key), 32)]
-    path.write_text("\n".join([
+    write_private(path, ("\n".join([
         "#", "# 2048 bit OpenVPN static key", "#",
         "-----BEGIN OpenVPN Static key V1-----", *lines, "-----END OpenVPN Static key V1-----",
-    ]) + "\n")
-    path.chmod(0o600)
+    ]) + "\n").encode())
     return path
 
 
