@@ -27,7 +27,8 @@ from pathlib import Path
 
 from probe.files import write_private
 from probe_lab.certs import LabCerts
-from probe_lab.servers.service import Service, binary
+from probe_lab.requirements import find_program
+from probe_lab.servers.service import Service
 
 __all__ = [
     "OPENVPN_PORT",
@@ -73,7 +74,7 @@ def openvpn_services(directory: Path, certs: LabCerts, tls_auth_key: Path,
                      tls_crypt_key: Path) -> tuple[Service, ...]:
     """Write the four servers' configurations into ``directory``; LookupError
     when openvpn is not installed."""
-    program = binary("openvpn", "openvpn")
+    program = find_program("openvpn")
     flavours = (
         _Flavour("openvpn-udp", "udp6", OPENVPN_PORT, ""),
         _Flavour("openvpn-tcp", "tcp6-server", OPENVPN_PORT, ""),
