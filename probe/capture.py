@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probe.errors import InputError
+from probe.files import write_private
 from probe.model import TargetKind, TestList
 
 # Seconds to wait for the capturer to say it listens, and for the last
@@ -186,13 +187,13 @@ def _sniffer(raw: Path, interface: str, bpf: str | None) -> _Stop:
 
 def _finish(raw: Path, path: Path, secrets: bytes) -> None:
     """Move the capture into place: pcapng with the keys inside, or pcap
-    with the keys beside it."""
+    with the keys beside it (0600, like every file that holds keys)."""
     if path.suffix.lower() == ".pcapng":
         write_pcapng(raw, path, secrets)
         return
     shutil.copyfile(raw, path)
     if secrets:
-        keylog_path(path).write_bytes(secrets)
+        write_private(keylog_path(path), secrets)
 
 
 def write_pcapng(pcap: Path, out: Path, secrets: bytes) -> None:

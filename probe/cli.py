@@ -31,7 +31,6 @@ from probe.capture import bpf_for, capture
 from probe.diff import diff_reports
 from probe.errors import EXIT_BUG, EXIT_FOUND, EXIT_INPUT, EXIT_OK, InputError
 from probe.journal import Journal, journal_path
-<<<<<<< HEAD
 from probe.keys import KeyInfo, generate_key, key_info, load_key, load_or_create_key
 from probe.lists import (
     PrefixOverrides,
@@ -205,13 +204,16 @@ def _parser() -> argparse.ArgumentParser:
         help="classify a recorded capture, or tell what happened in it",
         description="Replay a pcap/pcapng capture. With --list: the same observations, "
         "verdicts and signed report a live run gives (give it the run's --ca-bundle, "
-        "--prefix-table, --default-prefixes and --vpn-key). Without: one line per flow.",
+        "--prefix-table, --default-prefixes and --vpn-key or --vpn-keys). Without: one line per flow.",
     )
     replay.add_argument("pcap", type=Path, metavar="FILE")
     replay.add_argument("--list", dest="testlist", metavar="LIST", help="test list to classify against")
     replay.add_argument("--keylog", type=Path, metavar="FILE", help="TLS key log (default: FILE.keylog beside a .pcap, or keys inside a .pcapng)")
     replay.add_argument("--output-dir", type=Path, default=Path("results"), metavar="DIR", help="where the report goes (default results/)")
     _add_run_options(replay)
+    replay.add_argument("--vpn-keys", type=Path, metavar="FILE",
+                        help="a VPN key file (JSON, name to value; the lab leaves one beside its captures), "
+                        "read before any --vpn-key")
     _add_probe_info_arguments(replay)
     replay_output = replay.add_mutually_exclusive_group()
     replay_output.add_argument("--quiet", action="store_true", help="print only the report path")
@@ -433,8 +435,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _replay_account(args)
     testlist = load_testlist(args.testlist)
     key = load_or_create_key()
-    # Keys a lab left beside its capture, then the ones given here.
-    vpn_keys = read_vpn_keys(args.pcap) | dict(parse_vpn_key(text) for text in args.vpn_key)
+    # A key file (a lab's), then the keys given one by one.
+    vpn_keys = (read_vpn_keys(args.vpn_keys) if args.vpn_keys else {}) | dict(
+        parse_vpn_key(text) for text in args.vpn_key
+    )
     replayed = replay_report(
         args.pcap, testlist, keylog=args.keylog, probe_info=_probe_info(args),
         overrides=_prefix_overrides(args), ca_bundle=args.ca_bundle, vpn_keys=vpn_keys,

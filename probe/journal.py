@@ -24,8 +24,8 @@ from types import TracebackType
 from typing import Any, BinaryIO, Protocol
 
 from probe.errors import InputError
+from probe.files import fsync_directory
 from probe.model import Observation, Target
-from probe.report import fsync_directory
 from probe.serialize import SerializeError, observation_to_dict, observations_from_list
 
 JOURNAL_SUFFIX = ".journal.jsonl"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import os
-import secrets
 import stat
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from probe.errors import InputError
-from probe.report import fsync_directory
+from probe.files import write_private
 from probe.sign import SigningKey, key_id_for, public_key_bytes
 
 KEY_FILE = "signing-key.pem"
@@ -135,40 +134,22 @@ def _load(path: Path) -> SigningKey:
 
 
 def _create(path: Path, replace: bool) -> SigningKey:
-    """Write a new key without ever exposing it, even for a moment.
-
-    The key is written to a fresh 0600 temp file (O_EXCL: never someone
-    else's file) and then given its name: ``os.link`` when the name must not
-    exist yet (fails instead of clobbering a key another process just made),
-    ``os.replace`` when replacing. Either way the name never points to a
-    half-written key.
+    """Write a new key without ever exposing it, even for a moment
+    (``probe.files.write_private``). When the name must not exist yet, a key
+    another process just made there is never clobbered: FileExistsError.
     """
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    directory = path.parent
-    temp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise _cannot_create(path, exc) from None
     try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), 0o600)  # the umask may have cleared our own bits
-            file.write(pem)
-            file.flush()
-            os.fsync(file.fileno())
-        if replace:
-            os.replace(temp, path)
-        else:
-            os.link(temp, path)
-        fsync_directory(directory)
+        write_private(path, pem, replace=replace)
     except FileExistsError:
         raise
     except OSError as exc:
         raise _cannot_create(path, exc) from None
-    finally:
-        temp.unlink(missing_ok=True)
     return key
 
 

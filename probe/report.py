@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from probe import __version__
 from probe.errors import InputError
+from probe.files import write_private
 from probe.model import ControlStatus, FeatureVerdict, TargetResult, TestList
 from probe.serialize import (
     control_status_to_dict,
@@ -254,36 +254,14 @@ def encode_report(report: Mapping[str, Any]) -> bytes:
 
 
 def write_report_atomic(report: Mapping[str, Any], directory: Path, stem: str) -> Path:
-    """Write ``<directory>/<stem>.json`` so that it is either whole or absent.
-
-    Temp file in the same directory (so the rename cannot cross file
-    systems), fsync, ``os.replace`` (atomic on POSIX), then fsync the
-    directory so the rename itself survives a crash.
-    """
+    """Write ``<directory>/<stem>.json`` so that it is either whole or absent
+    (``probe.files.write_private``). It is 0600: the volunteer decides whom
+    to share it with."""
     data = encode_report(report)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{stem}.json"
-    fd, temp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        # The file keeps mkstemp's 0600: the volunteer decides whom to share it with.
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    fsync_directory(directory)
+    write_private(target, data)
     return target
-
-
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------

@@ -6,7 +6,8 @@ through ``probe.replay`` with what shaped the live run and could shape a
 verdict: the same list, the lab's prefix overrides (``lab_overrides``),
 the lab's resolver with the live timeouts, the CA the probe trusted
 (copied beside the capture, ``ca_bundle_path``) and the VPN keys it was
-given (kept beside it, ``probe.replay.vpnkeys``). Whatever then differs,
+given (kept beside it, ``vpn_keys_path``: what ``probe replay --vpn-keys``
+reads). Whatever then differs,
 control, target or feature, is a :class:`Disagreement`. See docs/replay.md.
 """
 
@@ -22,7 +23,7 @@ from probe.plan import CheckSettings
 from probe.replay.report import ReplayReport, replay_report, verdicts_of
 from probe.replay.vpnkeys import read_vpn_keys
 from probe.resolver import parse_resolver
-from probe_lab.capture import ca_bundle_path
+from probe_lab.capture import ca_bundle_path, vpn_keys_path
 from probe_lab.runner import RESOLVER, ListRun, lab_overrides
 
 __all__ = ["Agreement", "Disagreement", "agreement", "replay_capture", "replay_run"]
@@ -70,8 +71,15 @@ def replay_capture(capture: Path, testlist: Path) -> ReplayReport:
         settings=CheckSettings(resolver=parse_resolver(RESOLVER)),
         overrides=lab_overrides([testlist]),
         ca_bundle=ca_bundle_path(capture),
-        vpn_keys=read_vpn_keys(capture),
+        vpn_keys=_vpn_keys(capture),
     )
+
+
+def _vpn_keys(capture: Path) -> dict[str, str]:
+    """The keys the lab kept beside ``capture``; none for a capture made
+    before the lab kept them (a stored fixture of a list without VPN keys)."""
+    path = vpn_keys_path(capture)
+    return read_vpn_keys(path) if path.exists() else {}
 
 
 def agreement(run: ListRun) -> Agreement:

@@ -1,8 +1,10 @@
 """Packet captures of the client's interface (tcpdump), for the replay's fixtures.
 
 Beside ``FILE.pcap`` the runner leaves what a replay needs to judge it as
-the live run did: ``FILE.pcap.keylog`` (the probe's TLS keys) and
-``FILE.pcap.ca.pem`` (the CAs it trusted, :func:`ca_bundle_path`).
+the live run did: ``FILE.pcap.keylog`` (the probe's TLS keys),
+``FILE.pcap.ca.pem`` (the CAs it trusted, :func:`ca_bundle_path`) and
+``FILE.pcap.vpnkeys`` (the VPN keys it was given, :func:`vpn_keys_path`,
+for ``probe replay --vpn-keys``). The files that hold keys are 0600.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from probe_lab.servers.ready import wait_for_text
 from probe_lab.topology import LabError, LabNet, popen_in
 
-__all__ = ["ca_bundle_path", "capture"]
+__all__ = ["ca_bundle_path", "capture", "vpn_keys_path"]
 
 _START = 5.0  # seconds for tcpdump to open the interface
 _DRAIN = 0.2  # seconds for the run's last packets to reach tcpdump
@@ -31,6 +33,12 @@ _BUFFER = 32768
 def ca_bundle_path(pcap: Path) -> Path:
     """Where a capture's CA bundle goes: the lab's CA dies with the lab."""
     return pcap.with_name(pcap.name + ".ca.pem")
+
+
+def vpn_keys_path(pcap: Path) -> Path:
+    """Where a capture's VPN key file goes (``probe.replay.vpnkeys``): the
+    lab's keys die with the lab too."""
+    return pcap.with_name(pcap.name + ".vpnkeys")
 
 
 @contextmanager

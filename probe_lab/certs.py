@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from probe.files import write_private
+
 __all__ = ["LabCerts", "make_lab_certs"]
 
 _VALIDITY = datetime.timedelta(days=30)
@@ -50,14 +52,14 @@ def make_lab_certs(directory: Path, names: Sequence[str]) -> LabCerts:
         leaf_cert = _leaf(names, leaf_key, ca_cert, ca_key, now)
         paths[f"{stem}ca"] = _write(directory / f"{stem}ca.pem", _pem(ca_cert))
         paths[f"{stem}leaf"] = _write(directory / f"{stem}leaf.pem", _pem(leaf_cert))
-        paths[f"{stem}key"] = _write(
-            directory / f"{stem}leaf.key",
+        paths[f"{stem}key"] = directory / f"{stem}leaf.key"
+        write_private(
+            paths[f"{stem}key"],
             leaf_key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             ),
-            mode=0o600,
         )
     return LabCerts(
         ca=paths["ca"],
@@ -131,7 +133,7 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
+def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
-    path.chmod(mode)
+    path.chmod(0o644)
     return path

@@ -1,4 +1,4 @@
-"""``probe lab``: list, run, bring up and take down lab scenarios.
+"""``probe lab``: list, run, bring up and take down lab scenarios; check the machine.
 
 The probe finds :func:`main` through the ``probe.commands`` entry point
 this package declares (lab/pyproject.toml) and hands it the arguments
@@ -11,12 +11,13 @@ that cannot start).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
 from probe import ui
-from probe_lab import addressing
+from probe_lab import addressing, requirements
 from probe_lab.runner import (
     ListRun,
     ProbeSettings,
@@ -78,6 +79,15 @@ def parser() -> argparse.ArgumentParser:
 
     down = actions.add_parser("down", help="remove every lab on this machine")
     down.set_defaults(handler=cmd_down)
+
+    doctor = actions.add_parser(
+        "doctor",
+        help="check the Debian packages and kernel features the lab needs",
+        description="Exit 0 when everything the lab (and its tests) needs is here, 1 when "
+        "something is missing; prints the apt-get command that installs the missing packages.",
+    )
+    doctor.add_argument("--json", action="store_true", help="the checks as JSON on stdout")
+    doctor.set_defaults(handler=cmd_doctor)
     return lab
 
 
@@ -127,6 +137,45 @@ def cmd_down(args: argparse.Namespace) -> int:
     removed = destroy_all()
     ui.plain(f"removed {', '.join(removed)}" if removed else "no lab to remove")
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    packages, kernel = requirements.check_packages(), requirements.check_kernel()
+    missing = [check.name for check in packages if not check.present]
+    install = requirements.install_command(missing) if missing else None
+    ok = all(check.present for check in (*packages, *kernel))
+    if args.json:
+        ui.plain(json.dumps({
+            "ok": ok,
+            "packages": [_check_dict(check) for check in packages],
+            "kernel": [_check_dict(check) for check in kernel],
+            "install": install,
+        }, indent=2))
+        return EXIT_OK if ok else EXIT_DIFFERS
+    ui.plain("Debian packages:")
+    for check in packages:
+        _show_check(check)
+    ui.plain("Kernel and privileges:")
+    for check in kernel:
+        _show_check(check)
+    if install:
+        ui.plain(f"install the missing packages (as root):\n  {install}")
+    if not all(check.present for check in kernel):
+        ui.plain("a kernel feature is missing: the lab needs a Linux kernel with it, and root")
+    if ok:
+        ui.plain("everything the lab needs is here")
+    return EXIT_OK if ok else EXIT_DIFFERS
+
+
+def _check_dict(check: requirements.Check) -> dict[str, object]:
+    return {"name": check.name, "present": check.present, "purpose": check.purpose,
+            "detail": check.detail}
+
+
+def _show_check(check: requirements.Check) -> None:
+    state = "ok" if check.present else "MISSING"
+    detail = f" ({check.detail})" if check.detail else ""
+    ui.plain(f"  {state:<8}{check.name:<32}{check.purpose}{detail}")
 
 
 def _show(run: ListRun, kept: bool) -> None:

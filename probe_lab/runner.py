@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from probe.capture import keylog_path
+from probe.files import write_private
 from probe.lists import PrefixOverrides, load_testlist, parse_cidr_list
 from probe.model import TargetKind
 from probe.replay.vpnkeys import write_vpn_keys
 from probe.vpn.registry import key_roles
 from probe_lab import addressing
-from probe_lab.capture import ca_bundle_path
+from probe_lab.capture import ca_bundle_path, vpn_keys_path
 from probe_lab.capture import capture as capture_client
 from probe_lab.censor import CensorHandle, apply_censor
 from probe_lab.certs import LabCerts, make_lab_certs
@@ -96,7 +97,7 @@ class ListRun:
     checks: tuple[FeatureCheck, ...]
     # Features the scenario expects that the report does not have.
     missing: tuple[str, ...]
-    capture: Path | None  # with its TLS key log beside it (probe.capture.keylog_path)
+    capture: Path | None  # with its TLS key log, CA and VPN keys beside it (probe_lab.capture)
 
     @property
     def ok(self) -> bool:
@@ -127,11 +128,13 @@ class Lab:
             if capture is not None:
                 stack.enter_context(capture_client(self.net, capture))
                 keys = keylog_path(capture)
-                keys.unlink(missing_ok=True)  # OpenSSL appends to a key log
+                # OpenSSL appends to a key log, and keeps its mode: an empty
+                # private one, so the keys are never readable by others.
+                write_private(keys, b"")
                 env["SSLKEYLOGFILE"] = str(keys.resolve())
                 shutil.copyfile(self.certs.ca, ca_bundle_path(capture))
                 # The lab's key files go with the lab: keep what replay needs.
-                write_vpn_keys(capture, lab_vpn_keys([testlist], self.vpn))
+                write_vpn_keys(vpn_keys_path(capture), lab_vpn_keys([testlist], self.vpn))
             try:
                 result = run_in(
                     self.net.client_ns,

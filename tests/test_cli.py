@@ -205,6 +205,8 @@ def test_vpn_keys_are_named_in_the_report_never_written(tmp_path: Path, env: dic
          "--vpn-key warp-client: not a WireGuard private key"),
         (["run", "testlists/vpn.yaml", "--vpn-key", "warp-client=@/nonexistent.key"],
          "--vpn-key warp-client: cannot read /nonexistent.key"),
+        (["replay", "tests/fixtures/pcaps/loopback.pcapng", "--list", "tests/fixtures/pcaps/loopback.yaml",
+          "--vpn-keys", "/nonexistent.vpnkeys"], "--vpn-keys /nonexistent.vpnkeys"),
     ],
 )
 def test_input_errors_are_one_line_exit_2(args: list[str], message: str, env: dict[str, str], tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Pcap and pcapng replay: the same observations and verdicts, offline.
 
-Read a capture (``capfile``), decode headers (``decode``), follow flows
+Read a capture (``capfile``), decode headers (``probe.wire.packets``), follow flows
 (``engine``: DNS exchanges, TCP connections with TLS and HTTP, UDP flows),
 turn them into the probe's observations (``observe``; ``handshake`` for VPN
 first exchanges), match them to a test list's targets (``match``) and

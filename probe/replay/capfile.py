@@ -26,22 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from probe.replay.errors import ReplayError
-
-# Link types (https://www.tcpdump.org/linktypes.html) the decoder reads.
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
-# DLT_RAW as some BSDs wrote it into files before LINKTYPE_RAW existed.
-LINKTYPE_RAW_BSD = (12, 14)
-SUPPORTED_LINKTYPES = frozenset(
-    {LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LOOP, LINKTYPE_LINUX_SLL,
-     LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2, *LINKTYPE_RAW_BSD}
-)
+from probe.wire.packets import SUPPORTED_LINKTYPES
 
 _CHUNK = 1 << 22
 # Wireshark's bound for a sane record (WTAP_MAX_PACKET_SIZE_STANDARD);

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from probe.replay.decode import ACK, FIN, RST, SYN
 from probe.replay.records import (
     Chunk,
     HTTPExchange,
@@ -22,6 +21,7 @@ from probe.replay.records import (
     TLSFacts,
 )
 from probe.replay.stream import Stream
+from probe.wire.packets import ACK, FIN, RST, SYN
 
 _MAX_RESETS = 8
 _MAX_TTLS = 8

@@ -1,7 +1,7 @@
 """The extraction loop: packets in, finished flow records out, streaming.
 
 One pass over the capture. Each packet is decoded with ``struct``
-(``probe.replay.decode``) and handed to the DNS tracker, the TCP
+(``probe.wire.packets``) and handed to the DNS tracker, the TCP
 connection it belongs to, or a UDP flow. Flows that are over (reset, both
 sides closed, or idle for long) are turned into records and handed to
 ``emit`` at once, then forgotten, so memory follows the number of flows
@@ -22,13 +22,13 @@ from probe.replay import dns as replay_dns
 from probe.replay.capfile import CaptureReader
 from probe.replay.chunks import ChunkLog
 from probe.replay.connection import Analyzer, Connection
-from probe.replay.decode import ACK, ICMP_ERROR, SYN, TCP, UDP, Decoder, decoder_for
 from probe.replay.http import HTTPTracker
 from probe.replay.records import ICMPError, Record, UDPFlow
 from probe.replay.tls import Inner, TLSTracker
 from probe.replay.tlskeys import KeyLog
 from probe.wire import sstp
 from probe.wire.http1 import looks_like_request
+from probe.wire.packets import ACK, ICMP_ERROR, SYN, TCP, UDP, Decoder, decoder_for
 
 # What an SSTP client sends first inside TLS ([MS-SSTP] section 3.2.5):
 # a request line that HTTP/1.x readers refuse (its Content-Length is 20 digits).

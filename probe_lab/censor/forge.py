@@ -16,16 +16,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from probe.wire.packets import ACK, FIN, PSH, RST, TCPSegment, build_tcp, build_udp
 from probe_lab.censor.config import BLOCKPAGE_TITLE
-from probe_lab.censor.packets import (
-    ACK,
-    FIN,
-    PSH,
-    RST,
-    TCPSegment,
-    build_tcp,
-    build_udp,
-)
 
 __all__ = ["BLOCKPAGE", "dns_answer", "http_blockpage", "tcp_resets"]
 

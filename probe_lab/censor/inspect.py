@@ -42,6 +42,21 @@ from probe.wire.http1 import (
     header,
     looks_like_request,
 )
+from probe.wire.packets import (
+    SYN,
+    TCP,
+    UDP,
+    IPPacket,
+    TCPSegment,
+    UDPDatagram,
+    build_tcp,
+    build_udp,
+    max_tcp_payload,
+    parse_ip,
+    parse_tcp,
+    parse_udp,
+    split_segment,
+)
 from probe.wire.tls import (
     ContentType,
     HandshakeReader,
@@ -59,22 +74,6 @@ from probe_lab.censor.config import (
 )
 from probe_lab.censor.fingerprint import FIRST_BYTES, client_reset, tcp_client_reset
 from probe_lab.censor.forge import dns_answer, http_blockpage, tcp_resets
-from probe_lab.censor.packets import (
-    SYN,
-    TCP,
-    UDP,
-    IPPacket,
-    PacketError,
-    TCPSegment,
-    UDPDatagram,
-    build_tcp,
-    build_udp,
-    max_tcp_payload,
-    parse_ip,
-    parse_tcp,
-    parse_udp,
-    split_segment,
-)
 from probe_lab.censor.rules import inspected_ports
 
 __all__ = ["Action", "Inspector", "Note", "Residual", "Send"]
@@ -207,7 +206,7 @@ class Inspector:
                 datagram = parse_udp(packet)
                 return [*self._dns(packet, datagram), *self._openvpn(packet, datagram, now)]
             segment = parse_tcp(packet)
-        except PacketError:
+        except WireError:
             return []
         if self.ports is not None and segment.dport not in self.ports:
             return []

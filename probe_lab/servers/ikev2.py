@@ -20,10 +20,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from probe_lab.requirements import find_program
 from probe_lab.servers.service import (
     Configure,
     Service,
-    binary,
     keep_trying,
     server_error,
 )
@@ -44,8 +44,8 @@ _PLUGINS = "random nonce openssl kdf pem pkcs1 pkcs8 x509 pubkey kernel-netlink 
 def ikev2_service(directory: Path, server_ns: str) -> Service:
     """Write charon's and swanctl's configuration; LookupError when strongSwan
     is not installed."""
-    charon = binary("charon-systemd", "charon-systemd")
-    swanctl = binary("swanctl", "strongswan-swanctl")
+    charon = find_program("charon-systemd")
+    swanctl = find_program("swanctl")
     conf = directory / "strongswan.conf"
     vici = directory / f"{_NAME}.vici"
     conf.write_text(_strongswan_conf(vici))

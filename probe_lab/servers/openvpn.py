@@ -25,8 +25,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe.files import write_private
 from probe_lab.certs import LabCerts
-from probe_lab.servers.service import Service, binary
+from probe_lab.requirements import find_program
+from probe_lab.servers.service import Service
 
 __all__ = [
     "OPENVPN_PORT",
@@ -61,11 +63,10 @@ def write_static_key(path: Path) -> Path:
     (used by both ``tls-auth`` and ``tls-crypt``)."""
     key = os.urandom(_STATIC_KEY_BYTES).hex()
     lines = [key[i:i + 32] for i in range(0, len(key), 32)]
-    path.write_text("\n".join([
+    write_private(path, ("\n".join([
         "#", "# 2048 bit OpenVPN static key", "#",
         "-----BEGIN OpenVPN Static key V1-----", *lines, "-----END OpenVPN Static key V1-----",
-    ]) + "\n")
-    path.chmod(0o600)
+    ]) + "\n").encode())
     return path
 
 
@@ -73,7 +74,7 @@ def openvpn_services(directory: Path, certs: LabCerts, tls_auth_key: Path,
                      tls_crypt_key: Path) -> tuple[Service, ...]:
     """Write the four servers' configurations into ``directory``; LookupError
     when openvpn is not installed."""
-    program = binary("openvpn", "openvpn")
+    program = find_program("openvpn")
     flavours = (
         _Flavour("openvpn-udp", "udp6", OPENVPN_PORT, ""),
         _Flavour("openvpn-tcp", "tcp6-server", OPENVPN_PORT, ""),

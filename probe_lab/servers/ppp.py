@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from probe_lab.servers.service import Service, binary
+from probe_lab.requirements import find_program
+from probe_lab.servers.service import Service
 
 __all__ = ["L2TP_PORT", "PPTP_PORT", "l2tp_service", "pptp_service"]
 
@@ -39,7 +40,7 @@ nodefaultroute
 
 def pptp_service(directory: Path) -> Service:
     """LookupError when pptpd is not installed."""
-    program = binary("pptpd", "pptpd")
+    program = find_program("pptpd")
     options = _ppp_options(directory)
     config = directory / "pptpd.conf"
     config.write_text("# Written by probe_lab.servers.ppp for one lab; removed with the lab.\n"
@@ -52,7 +53,7 @@ def pptp_service(directory: Path) -> Service:
 
 def l2tp_service(directory: Path) -> Service:
     """LookupError when xl2tpd is not installed."""
-    program = binary("xl2tpd", "xl2tpd")
+    program = find_program("xl2tpd")
     options = _ppp_options(directory)
     secrets = directory / "l2tp-secrets"
     secrets.write_text("")

@@ -10,7 +10,6 @@ over a control socket once it runs) has succeeded.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from probe_lab.topology import LabError
 
-__all__ = ["Configure", "Service", "binary", "keep_trying", "log_tail", "server_error"]
+__all__ = ["Configure", "Service", "keep_trying", "log_tail", "server_error"]
 
 # A step run once the process is started: it gets the process and the
 # time.monotonic() deadline, and raises LabError when it cannot finish.
@@ -35,15 +34,6 @@ class Service:
     tcp: tuple[int, ...] = ()  # ports it listens on, watched with `ss`
     udp: tuple[int, ...] = ()
     configure: Configure | None = None
-
-
-def binary(name: str, package: str) -> str:
-    """The path of a server's program; LookupError naming its Debian package."""
-    # /usr/sbin may be missing from a non-root PATH; the lab runs as root anyway.
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if found is None:
-        raise LookupError(f"the lab's servers need {name}: apt-get install {package}")
-    return found
 
 
 def keep_trying(attempt: Callable[[], bool], process: subprocess.Popen[bytes],

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from probe_lab.certs import LabCerts
-from probe_lab.servers.service import binary
+from probe_lab.requirements import find_program
 
 __all__ = [
     "INTERCEPTED_TITLE", "INTERCEPT_PORT", "PAGE_SIZE", "nginx_argv", "page_title", "write_site",
@@ -93,7 +93,7 @@ http {{
 def nginx_argv(config: Path) -> list[str]:
     """The command line; LookupError when nginx is not installed."""
     # -p: the prefix for relative paths; -e: the startup error log before the config is read.
-    return [binary("nginx", "nginx"), "-c", str(config), "-p", str(config.parent), "-e", str(config.parent / "nginx-error.log")]
+    return [find_program("nginx"), "-c", str(config), "-p", str(config.parent), "-e", str(config.parent / "nginx-error.log")]
 
 
 def _page(title: str, text: str) -> str:

@@ -27,10 +27,10 @@ import socket
 import subprocess
 from pathlib import Path
 
+from probe_lab.requirements import find_program
 from probe_lab.servers.service import (
     Configure,
     Service,
-    binary,
     keep_trying,
     server_error,
 )
@@ -51,7 +51,7 @@ def wireguard_services(directory: Path, private_key: bytes,
 
     Keys are raw 32-byte X25519 keys.
     """
-    program = binary("wireguard-go", "wireguard-go")
+    program = find_program("wireguard-go")
     run = directory / "wireguard-run"
     run.mkdir(exist_ok=True)
     services = []

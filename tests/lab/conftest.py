@@ -16,15 +16,13 @@ from pathlib import Path
 import pytest
 from environment import missing, require
 
-from probe_lab import addressing
+from probe_lab import addressing, requirements
 from probe_lab.runner import ListRun, run_scenario
 from probe_lab.scenario import find_scenario, load_scenario
 
-# Debian packages: iproute2 (ip, ss, tc), procps (sysctl), nftables, tcpdump, nginx,
-# and the VPN servers: openvpn, wireguard-go, charon-systemd, strongswan-swanctl,
-# pptpd, xl2tpd (see probe_lab/servers/vpn.py).
-LAB_COMMANDS = ("ip", "ss", "nft", "tc", "tcpdump", "nginx", "sysctl", "openvpn",
-                "wireguard-go", "charon-systemd", "swanctl", "pptpd", "xl2tpd")
+# The programs of the lab's Debian packages (probe_lab.requirements, which
+# `probe lab doctor` checks).
+LAB_COMMANDS = requirements.lab_commands()
 
 
 @pytest.fixture(scope="session")

@@ -14,16 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_censor_fingerprint import FIRST, client_hello
 
-from probe.wire.pptp import start_control_connection_request
-from probe_lab.censor.config import BLOCKPAGE_TITLE, parse_censor
-from probe_lab.censor.inspect import Inspector, Note, Residual, Send
-from probe_lab.censor.packets import (
+from probe.wire import WireError
+from probe.wire.packets import (
     ACK,
     PSH,
     RST,
     SYN,
     UDP,
-    PacketError,
     TCPSegment,
     build_tcp,
     build_udp,
@@ -31,6 +28,9 @@ from probe_lab.censor.packets import (
     parse_tcp,
     parse_udp,
 )
+from probe.wire.pptp import start_control_connection_request
+from probe_lab.censor.config import BLOCKPAGE_TITLE, parse_censor
+from probe_lab.censor.inspect import Inspector, Note, Residual, Send
 
 CLIENT, SERVER = "198.51.100.2", "203.0.113.10"
 CLIENT6, SERVER6 = "2001:db8:c::2", "2001:db8:5::10"
@@ -372,7 +372,7 @@ def test_the_packet_parser_raises_only_its_error(data: bytes) -> None:
     try:
         packet = parse_ip(data)
         parse_tcp(packet) if packet.protocol == 6 else parse_udp(packet)
-    except PacketError:
+    except WireError:
         pass
 
 

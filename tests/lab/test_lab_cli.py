@@ -1,18 +1,20 @@
-"""``probe lab list | run | up | down`` as a user types them."""
+"""``probe lab list | run | up | down | doctor`` as a user types them."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from environment import in_ci
+from environment import in_ci, require
 
 from probe.cli import main as probe_main
-from probe_lab import topology
+from probe_lab import requirements, topology
 from probe_lab.scenario import shipped_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +104,54 @@ def test_up_leaves_a_working_lab_and_down_removes_it(capsys: pytest.CaptureFixtu
             assert lab("down") == 0
             assert prefix in capsys.readouterr().out
     assert prefix not in topology.lab_prefixes()
+
+
+# ------------------------------------------------------------------- doctor
+
+EVERY_COMMAND = tuple(c for p in requirements.PACKAGES for c in p.commands)
+
+
+def test_ci_installs_the_packages_the_doctor_checks() -> None:
+    """One list: .ci/run's apt-get line is the requirements table."""
+    line = next(l for l in (ROOT / ".ci" / "run").read_text().splitlines() if "apt-get install" in l)
+    installed = [w for w in line.split("install", 1)[1].split() if not w.startswith(("-", ">"))]
+    assert installed == [p.name for p in requirements.PACKAGES]
+
+
+def test_the_doctor_finds_everything_on_a_lab_machine(capsys: pytest.CaptureFixture[str]) -> None:
+    """For real: every package here, and root running the kernel checks."""
+    require(root=True, tools=EVERY_COMMAND)
+    assert lab("doctor") == 0
+    out = capsys.readouterr().out
+    assert "MISSING" not in out and "apt-get" not in out
+    assert out.rstrip().endswith("everything the lab needs is here")
+    assert lab("doctor", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and report["install"] is None
+    assert [c["name"] for c in report["packages"]] == [p.name for p in requirements.PACKAGES]
+    assert [c["name"] for c in report["kernel"]] == ["root", *(f.name for f in requirements.KERNEL)]
+    assert all(c["present"] for c in report["packages"] + report["kernel"])
+
+
+def test_the_doctor_names_what_the_path_hides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PATH without tcpdump and tshark (both in /usr/bin, where the doctor does not
+    look on its own): exit 1, and one apt-get line that installs exactly them."""
+    require(root=True, tools=EVERY_COMMAND)
+    shown = tmp_path / "bin"
+    shown.mkdir()
+    for command in EVERY_COMMAND:
+        if command not in ("tcpdump", "tshark"):
+            (shown / command).symlink_to(requirements.find_program(command))
+    monkeypatch.setenv("PATH", str(shown))
+    assert lab("doctor") == 1
+    out = capsys.readouterr().out
+    assert re.search(r"MISSING +tcpdump +.*\(tcpdump\)", out)
+    assert re.search(r"MISSING +tshark ", out) and out.count("MISSING") == 2
+    assert [l.strip() for l in out.splitlines() if "apt-get" in l] == ["apt-get install -y tcpdump tshark"]
+    assert lab("doctor", "--json") == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["install"] == "apt-get install -y tcpdump tshark"
+    assert all(c["present"] for c in report["kernel"])  # the kernel checks still ran
+    assert shutil.which("tcpdump") is None

@@ -63,10 +63,9 @@ from test_cli import write_list
 
 from probe.capture import capture, keylog_path
 from probe.lists import default_controls_path, load_testlist
-from probe.replay.vpnkeys import vpn_keys_path
 from probe_lab.addressing import lab_lists
 from probe_lab.agreement import agreement
-from probe_lab.capture import ca_bundle_path
+from probe_lab.capture import ca_bundle_path, vpn_keys_path
 from probe_lab.runner import run_scenario
 from probe_lab.scenario import find_scenario, load_scenario
 

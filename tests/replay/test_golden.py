@@ -27,7 +27,7 @@ from probe.replay.capfile import CaptureReader
 from probe.replay.report import replay_report
 from probe.replay.vpnkeys import read_vpn_keys
 from probe.sign import sign_report
-from probe_lab.capture import ca_bundle_path
+from probe_lab.capture import ca_bundle_path, vpn_keys_path
 from probe_lab.runner import lab_overrides
 
 CAPTURES = [("loopback", "loopback.pcapng"), ("censored", "censored.pcap")]
@@ -82,12 +82,13 @@ def test_a_lab_capture_replays_by_hand_as_the_agreement_test_replays_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``probe replay`` with the lab's options on the command line (its key log
-    and VPN keys read from beside the capture) gives the live run's verdicts."""
+    read from beside the capture, its VPN key file named) gives the live run's verdicts."""
     pcap = LAB_FIXTURES / "vpn-crackdown-own-vpn.pcap"
     overrides = lab_overrides([lab_list(pcap)])
     monkeypatch.setenv("PROBE_CONFIG_DIR", str(tmp_path / "config"))
     argv = ["replay", str(pcap), "--list", str(lab_list(pcap)), "--quiet",
             "--output-dir", str(tmp_path), "--ca-bundle", str(ca_bundle_path(pcap)),
+            "--vpn-keys", str(vpn_keys_path(pcap)),
             "--default-prefixes", ",".join(overrides.default),
             *(arg for table, cidrs in overrides.tables.items()
               for arg in ("--prefix-table", f"{table}={','.join(cidrs)}"))]
@@ -95,12 +96,14 @@ def test_a_lab_capture_replays_by_hand_as_the_agreement_test_replays_it(
     (path,) = tmp_path.glob("*.json")
     report = json.loads(path.read_text())
     assert verdicts_of(report) == _load("lab/vpn-crackdown-own-vpn.live.json")
-    assert report["config"]["vpn_keys_given"] == sorted(read_vpn_keys(pcap))
-    # Without the run's CA and prefixes, the same capture tells another story.
+    assert report["config"]["vpn_keys_given"] == sorted(read_vpn_keys(vpn_keys_path(pcap)))
+    # Without the run's CA, prefixes and VPN keys, the same capture tells
+    # another story: the key file beside it is not read unasked.
     assert main(["replay", str(pcap), "--list", str(lab_list(pcap)), "--quiet",
                  "--output-dir", str(tmp_path / "plain")]) == 0
     (plain,) = (tmp_path / "plain").glob("*.json")
     assert verdicts_of(json.loads(plain.read_text())) != verdicts_of(report)
+    assert "vpn_keys_given" not in json.loads(plain.read_text())["config"]
 
 
 def test_same_capture_list_and_key_give_byte_identical_reports() -> None:
