@@ -89,7 +89,10 @@ class HTTPTracker:
         for event in events:
             if isinstance(event, RequestHead):
                 self._pending.append(_Pending(t, event))
-                self._responses.request_sent(event.method)
+                # A 101 answers only a request that asked to switch (h11).
+                self._responses.request_sent(
+                    event.method, upgrade=bool(header(event.headers, "upgrade"))
+                )
 
     def server_data(self, t: float, data: bytes) -> None:
         try:
