@@ -37,6 +37,7 @@ class _Pending:
     complete: bool = False
     t_end: float | None = None
     t_body: float | None = None  # the last body byte kept arrived
+    t_invalid: float | None = None  # the response stopped parsing as HTTP
 
 
 class HTTPTracker:
@@ -99,6 +100,8 @@ class HTTPTracker:
             events = self._responses.feed(data)
         except WireError as exc:
             self.error = f"server: {exc}"
+            if self._pending:  # the answer to the oldest request was malformed
+                self._pending[0].t_invalid = t
             return
         self._server_events(t, events)
 
@@ -157,6 +160,7 @@ class HTTPTracker:
             complete=p.complete,
             t_end=p.t_end,
             t_body=p.t_body,
+            t_invalid=p.t_invalid,
         )
 
 

@@ -327,6 +327,8 @@ def exchange_outcome(
         events.append((reset.t, Failure.CONNECTION_RESET))
     if conn.t_fin_server is not None:
         events.append((conn.t_fin_server, Failure.EOF))
+    if exchange is not None and exchange.t_invalid is not None:
+        events.append((exchange.t_invalid, Failure.HTTP_INVALID_RESPONSE))
     start = exchange.t_request if exchange is not None else connect.t
     events = sorted(e for e in events if e[0] >= start)
     if events:
