@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from probe.net.http import find_in_body, page_title
 from probe.replay.records import HTTPExchange
-from probe.wire import WireError
 from probe.wire.http1 import (
     BodyData,
     Event,
+    MalformedMessage,
     MessageReader,
     RequestHead,
     ResponseHead,
@@ -84,9 +84,9 @@ class HTTPTracker:
     def client_data(self, t: float, data: bytes) -> None:
         try:
             events = self._requests.feed(data)
-        except WireError as exc:
+        except MalformedMessage as exc:
             self.error = f"client: {exc}"
-            return
+            events = exc.events
         for event in events:
             if isinstance(event, RequestHead):
                 self._pending.append(_Pending(t, event))
@@ -98,8 +98,9 @@ class HTTPTracker:
     def server_data(self, t: float, data: bytes) -> None:
         try:
             events = self._responses.feed(data)
-        except WireError as exc:
+        except MalformedMessage as exc:
             self.error = f"server: {exc}"
+            self._server_events(t, exc.events)
             if self._pending:  # the answer to the oldest request was malformed
                 self._pending[0].t_invalid = t
             return

@@ -65,6 +65,16 @@ class MessageEnd:
 Event = RequestHead | ResponseHead | BodyData | MessageEnd
 
 
+class MalformedMessage(WireError):
+    """The stream stopped being HTTP/1 (h11 refused it). ``events``: what
+    the same ``feed`` read before that point (a head whose body then went
+    wrong, say), so that no event is lost."""
+
+    def __init__(self, message: str, events: list[Event]) -> None:
+        super().__init__(message)
+        self.events = events
+
+
 def header(headers: Headers, name: str) -> str | None:
     """The first value of ``name`` (case-insensitive), or None."""
     name = name.lower()
@@ -123,6 +133,7 @@ class MessageReader:
         return self._consumed + self._fed - len(self._parser.trailing_data[0])
 
     def feed(self, data: bytes) -> list[Event]:
+        """The events ``data`` completes; raises MalformedMessage."""
         events: list[Event] = []
         if self._tunnel or not data:
             return events
@@ -172,8 +183,9 @@ class MessageReader:
                 # Replay runs without the cyclic garbage collector, and h11's
                 # error holds (in its traceback) a frame that holds it.
                 exc.__traceback__ = None
-                raise WireError(
-                    f"HTTP {self._role.value} starting at stream offset {self._consumed}: {exc}"
+                raise MalformedMessage(
+                    f"HTTP {self._role.value} starting at stream offset {self._consumed}: {exc}",
+                    events,
                 ) from None
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
