@@ -13,6 +13,7 @@ after another. Malformed input raises only WireError.
 from __future__ import annotations
 
 import enum
+import functools
 from collections import deque
 from dataclasses import dataclass
 
@@ -166,11 +167,8 @@ class MessageReader:
         # "sent" that request first. An answer to no request seen is read
         # as the answer to a GET.
         method, upgrade = self._requests.popleft() if self._requests else ("GET", False)
-        fields = [("Host", "replay.invalid")]
-        if upgrade:
-            fields.append(("Upgrade", "replay"))
-        parser.send(h11.Request(method=method, target="/", headers=fields))
-        parser.send(h11.EndOfMessage())
+        parser.send(_request(method, upgrade))
+        parser.send(_END)
         return parser
 
     def _read(self, events: list[Event]) -> None:
@@ -237,6 +235,19 @@ class MessageReader:
     def _enter_tunnel(self) -> None:
         self._consumed = self.offset
         self._parser, self._fed, self._tunnel = None, 0, True
+
+
+_END = h11.EndOfMessage()
+
+
+@functools.lru_cache(maxsize=64)
+def _request(method: str, upgrade: bool) -> h11.Request:
+    """A request that a response reader's h11 "sends" (events are immutable,
+    and making one validates its headers: worth keeping)."""
+    fields = [("Host", "replay.invalid")]
+    if upgrade:
+        fields.append(("Upgrade", "replay"))
+    return h11.Request(method=method, target="/", headers=fields)
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> Headers:
