@@ -12,7 +12,7 @@ import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 
-from probe.net.http import find_in_body, page_title
+from probe.httpbody import content_charset, find_in_body, page_title
 from probe.replay.records import HTTPExchange
 from probe.wire.http1 import (
     BodyData,
@@ -153,7 +153,8 @@ class HTTPTracker:
             body_length=len(body) if received else None,
             body_sha256=hashlib.sha256(body).hexdigest() if received else None,
             body_truncated=p.truncated,
-            title=page_title(body, _charset(response.headers), {self._server}) if response else None,
+            title=(page_title(body, content_charset(response.headers), {self._server})
+                   if response else None),
             needles=tuple(
                 (needle, find_in_body(body, needle, p.truncated) if received else None)
                 for needle in self._needles
@@ -163,15 +164,3 @@ class HTTPTracker:
             t_body=p.t_body,
             t_invalid=p.t_invalid,
         )
-
-
-def _charset(headers: tuple[tuple[str, str], ...] | None) -> str | None:
-    """The charset parameter of Content-Type (RFC 9110 section 8.3.2)."""
-    content_type = header(headers or (), "content-type")
-    if content_type is None:
-        return None
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"') or None
-    return None
