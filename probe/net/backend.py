@@ -23,8 +23,14 @@ import httpcore
 import httpx
 
 from probe.net.dialer import Dialer, close_stream, is_ip_literal, send
+from probe.wire.http1 import MAX_HEAD
 
 Resolve = Callable[[str], Awaitable[str]]
+
+# Replay reads captured responses with h11 too (probe.wire.http1), with this
+# same limit, so a head refused live is refused in replay. httpcore takes it
+# from a class attribute when it makes each connection, not from the pool.
+httpcore.AsyncHTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE = MAX_HEAD
 
 
 class DialerStream(httpcore.AsyncNetworkStream):

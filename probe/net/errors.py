@@ -137,9 +137,10 @@ def _direct(exc: BaseException) -> Failure | None:
         if isinstance(exc, kind):
             return failure
     if isinstance(exc, h11.RemoteProtocolError):
-        # h11 says so when the body was cut short: an EOF, not garbage
-        # (h11/_readers.py; OONI reports Go's io.ErrUnexpectedEOF the same way).
-        if str(exc).startswith("peer closed connection"):
+        # h11 says so when the body, or a chunk-size line or the trailers in
+        # it, was cut short: an EOF, not garbage (h11/_readers.py and
+        # h11/_connection.py; OONI reports Go's io.ErrUnexpectedEOF the same way).
+        if str(exc).startswith(("peer closed connection", "peer unexpectedly closed connection")):
             return Failure.EOF
         return Failure.HTTP_INVALID_RESPONSE
     return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import html
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from probe.httpbody import content_charset, find_in_body, page_title
 from probe.model import Failure, HTTPHop, HTTPObservation, Transfer
 from probe.net.backend import DialerBackend, Resolve, http_client
 from probe.net.clock import Clock
@@ -43,9 +43,6 @@ _HEADERS = {
     # a decoder, and no compressed body can expand past body_cap.
     "accept-encoding": "identity",
 }
-# Characters of title kept; a cut must not leave half an address behind.
-_TITLE_MAX = 256
-_ADDRESS_CHARS = "0123456789abcdefABCDEF.:"
 
 
 @dataclass(slots=True)
@@ -177,7 +174,7 @@ class _BodyReader:
     async def read(self, response: httpx.Response, final: _Final) -> None:
         final.status = response.status_code
         final.headers = tuple(response.headers.multi_items())
-        final.charset = response.charset_encoding
+        final.charset = content_charset(final.headers)
         if self.download_time is None:
             async for _ in self._fill(response, final):
                 pass
@@ -221,36 +218,3 @@ def _abort_on_close(response: httpx.Response) -> None:
     sock = stream.get_extra_info("socket") if stream is not None else None
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-
-
-def find_in_body(body: bytes, needle: str | None, truncated: bool) -> bool | None:
-    """Whether ``needle`` is in ``body``; None when unasked or undecidable
-    (not found in a body cut at body_cap)."""
-    if needle is None:
-        return None
-    if needle.encode() in body:
-        return True
-    return None if truncated else False
-
-
-def page_title(body: bytes, charset: str | None, keep: set[str]) -> str | None:
-    """The first <title>'s text, as a browser's tab would show it.
-
-    Found with plain searches, not a regular expression: linear time
-    whatever a hostile body holds.
-    """
-    lower = body.lower()
-    start = lower.find(b"<title")
-    opened = lower.find(b">", start) if start >= 0 else -1
-    closed = lower.find(b"</title", opened) if opened >= 0 else -1
-    if closed < 0:
-        return None
-    raw = body[opened + 1 : closed]
-    try:
-        text = raw.decode(charset or "utf-8", errors="replace")
-    except LookupError:  # a charset name Python does not know
-        text = raw.decode("utf-8", errors="replace")
-    text = " ".join(html.unescape(text).split())
-    if len(text) > _TITLE_MAX:
-        text = text[:_TITLE_MAX].rstrip(_ADDRESS_CHARS)
-    return scrub(text, keep)

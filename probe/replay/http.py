@@ -12,12 +12,12 @@ import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 
-from probe.net.http import find_in_body, page_title
+from probe.httpbody import content_charset, find_in_body, page_title
 from probe.replay.records import HTTPExchange
-from probe.wire import WireError
 from probe.wire.http1 import (
     BodyData,
     Event,
+    MalformedMessage,
     MessageReader,
     RequestHead,
     ResponseHead,
@@ -37,6 +37,7 @@ class _Pending:
     complete: bool = False
     t_end: float | None = None
     t_body: float | None = None  # the last body byte kept arrived
+    t_invalid: float | None = None  # the response stopped parsing as HTTP
 
 
 class HTTPTracker:
@@ -83,19 +84,25 @@ class HTTPTracker:
     def client_data(self, t: float, data: bytes) -> None:
         try:
             events = self._requests.feed(data)
-        except WireError as exc:
+        except MalformedMessage as exc:
             self.error = f"client: {exc}"
-            return
+            events = exc.events
         for event in events:
             if isinstance(event, RequestHead):
                 self._pending.append(_Pending(t, event))
-                self._responses.request_sent(event.method)
+                # A 101 answers only a request that asked to switch (h11).
+                self._responses.request_sent(
+                    event.method, upgrade=bool(header(event.headers, "upgrade"))
+                )
 
     def server_data(self, t: float, data: bytes) -> None:
         try:
             events = self._responses.feed(data)
-        except WireError as exc:
+        except MalformedMessage as exc:
             self.error = f"server: {exc}"
+            self._server_events(t, exc.events)
+            if self._pending:  # the answer to the oldest request was malformed
+                self._pending[0].t_invalid = t
             return
         self._server_events(t, events)
 
@@ -146,7 +153,8 @@ class HTTPTracker:
             body_length=len(body) if received else None,
             body_sha256=hashlib.sha256(body).hexdigest() if received else None,
             body_truncated=p.truncated,
-            title=page_title(body, _charset(response.headers), {self._server}) if response else None,
+            title=(page_title(body, content_charset(response.headers), {self._server})
+                   if response else None),
             needles=tuple(
                 (needle, find_in_body(body, needle, p.truncated) if received else None)
                 for needle in self._needles
@@ -154,16 +162,5 @@ class HTTPTracker:
             complete=p.complete,
             t_end=p.t_end,
             t_body=p.t_body,
+            t_invalid=p.t_invalid,
         )
-
-
-def _charset(headers: tuple[tuple[str, str], ...] | None) -> str | None:
-    """The charset parameter of Content-Type (RFC 9110 section 8.3.2)."""
-    content_type = header(headers or (), "content-type")
-    if content_type is None:
-        return None
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"') or None
-    return None

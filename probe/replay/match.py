@@ -58,7 +58,7 @@ from probe.plan import (
 )
 from probe.replay import handshake
 from probe.replay.observe import (
-    Hop,
+    FetchRequest,
     Judge,
     dns_observation,
     handshake_outcome,
@@ -357,7 +357,7 @@ class ReplayMeasurer:
                 index.settings.download_time if target.throughput else None,
             ))
 
-    def _opaque(self, hop: Hop) -> bool:
+    def _opaque(self, hop: FetchRequest) -> bool:
         """An HTTPS request whose handshake worked but whose HTTP is
         encrypted (no key log): what the server answered is unknown, so
         no HTTP observation is made rather than a wrong one."""
@@ -379,7 +379,7 @@ class ReplayMeasurer:
     def _follow(
         self, url: URL, conn: TCPConnection, host: str, address: str,
         out: list[Observation],
-    ) -> tuple[list[Hop], Failure | None]:
+    ) -> tuple[list[FetchRequest], Failure | None]:
         """The hops of a fetch: each request, and the redirect it got.
 
         Redirects are followed as ``probe.net.http`` follows them: a new
@@ -389,11 +389,11 @@ class ReplayMeasurer:
         (too many, or a Location the client refuses), else None.
         """
         index = self._index
-        hops: list[Hop] = []
+        hops: list[FetchRequest] = []
         exchange = _exchange_for(conn, url)
         for _ in range(index.settings.max_redirects + 1):
             index.claim(conn)
-            hops.append(Hop(str(url), conn, exchange, url.scheme == "https"))
+            hops.append(FetchRequest(str(url), conn, exchange, url.scheme == "https"))
             location = header(exchange.headers, "location") if exchange else None
             if exchange is None or exchange.status not in _REDIRECTS or not location:
                 return hops, None

@@ -81,7 +81,10 @@ Judge = Callable[[tuple[bytes, ...], str, float], Failure | None]
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class StageEnd:
+    """How a stage (connect, handshake, exchange) ended for the client:
+    its failure (None: it worked) and when."""
+
     failure: Failure | None
     t: float
 
@@ -148,12 +151,12 @@ def dns_observation(
 # TCP
 
 
-def connect_outcome(conn: TCPConnection, timeout: float, capture_end: float) -> Outcome:
+def connect_outcome(conn: TCPConnection, timeout: float, capture_end: float) -> StageEnd:
     """How the connect ended for the client: the first of SYN-ACK, RST,
     ICMP error within the timeout; otherwise a timeout."""
     start = conn.t_syn if conn.t_syn is not None else conn.t_first
     if conn.t_syn is None:
-        return Outcome(None, start)  # the capture began mid-connection
+        return StageEnd(None, start)  # the capture began mid-connection
     events: list[tuple[float, Failure | None]] = []
     if conn.t_synack is not None:
         events.append((conn.t_synack, None))
@@ -165,8 +168,8 @@ def connect_outcome(conn: TCPConnection, timeout: float, capture_end: float) -> 
     events = sorted((e for e in events if e[0] - start <= timeout), key=lambda e: e[0])
     if events:
         t, failure = events[0]
-        return Outcome(failure, t)
-    return Outcome(Failure.GENERIC_TIMEOUT, deadline(start, timeout, capture_end))
+        return StageEnd(failure, t)
+    return StageEnd(Failure.GENERIC_TIMEOUT, deadline(start, timeout, capture_end))
 
 
 def tcp_observation(conn: TCPConnection, settings: CheckSettings, capture_end: float) -> TCPObservation:
@@ -181,12 +184,12 @@ def tcp_observation(conn: TCPConnection, settings: CheckSettings, capture_end: f
 
 def handshake_outcome(
     conn: TCPConnection, timeout: float, capture_end: float, judge: Judge | None = None
-) -> Outcome:
+) -> StageEnd:
     """How the handshake on an established connection ended for the client."""
     start = conn.t_synack if conn.t_synack is not None else conn.t_first
     tls = conn.tls
     if tls is not None and tls.t_done is not None and tls.t_done - start <= timeout:
-        return Outcome(None, tls.t_done)
+        return StageEnd(None, tls.t_done)
     events: list[tuple[float, Failure]] = []
     if tls is not None:
         client = first_fatal(tls.alerts, "client")
@@ -211,8 +214,8 @@ def handshake_outcome(
     events = sorted((e for e in events if e[0] - start <= timeout), key=lambda e: e[0])
     if events:
         t, failure = events[0]
-        return Outcome(failure, t)
-    return Outcome(Failure.GENERIC_TIMEOUT, deadline(start, timeout, capture_end))
+        return StageEnd(failure, t)
+    return StageEnd(Failure.GENERIC_TIMEOUT, deadline(start, timeout, capture_end))
 
 
 def _client_hangup(conn: TCPConnection) -> float | None:
@@ -291,8 +294,10 @@ def tls_observation(
 
 
 @dataclass(frozen=True, slots=True)
-class Hop:
-    """One request of a fetch: the connection it went on and what came back."""
+class FetchRequest:
+    """One request of a fetch (the first, or a redirect's): the connection
+    it went on and what came back. The observation's record of a redirect
+    is ``probe.model.HTTPHop``."""
 
     url: str
     conn: TCPConnection
@@ -300,50 +305,53 @@ class Hop:
     tls: bool
 
 
+
 def exchange_outcome(
-    hop: Hop, settings: CheckSettings, capture_end: float, judge: Judge | None = None,
-    cut_at: float | None = None,
-) -> Outcome:
+    request: FetchRequest, settings: CheckSettings, capture_end: float,
+    judge: Judge | None = None, cut_at: float | None = None,
+) -> StageEnd:
     """How one request ended: connect, TLS, then the response (``cut_at``:
     the client stopped reading a timed download then, see ``cut_download``)."""
-    connect = connect_outcome(hop.conn, settings.http_timeout, capture_end)
+    connect = connect_outcome(request.conn, settings.http_timeout, capture_end)
     if connect.failure is not None:
         return connect
-    if hop.tls:
-        handshake = handshake_outcome(hop.conn, settings.http_timeout, capture_end, judge)
+    if request.tls:
+        handshake = handshake_outcome(request.conn, settings.http_timeout, capture_end, judge)
         if handshake.failure is not None:
             return handshake
     if cut_at is not None:
-        return Outcome(None, cut_at)
-    exchange = hop.exchange
+        return StageEnd(None, cut_at)
+    exchange = request.exchange
     if exchange is not None and exchange.complete and exchange.t_end is not None:
-        return Outcome(None, exchange.t_end)
+        return StageEnd(None, exchange.t_end)
     if exchange is not None and exchange.body_truncated:
-        return Outcome(None, exchange.t_end or hop.conn.t_last)  # read up to the cap
-    conn = hop.conn
+        return StageEnd(None, exchange.t_end or request.conn.t_last)  # read up to the cap
+    conn = request.conn
     reset = next((r for r in conn.resets if r.by == "server"), None)
     events: list[tuple[float, Failure]] = []
     if reset is not None:
         events.append((reset.t, Failure.CONNECTION_RESET))
     if conn.t_fin_server is not None:
         events.append((conn.t_fin_server, Failure.EOF))
+    if exchange is not None and exchange.t_invalid is not None:
+        events.append((exchange.t_invalid, Failure.HTTP_INVALID_RESPONSE))
     start = exchange.t_request if exchange is not None else connect.t
     events = sorted(e for e in events if e[0] >= start)
     if events:
-        return Outcome(events[0][1], events[0][0])
-    return Outcome(Failure.GENERIC_TIMEOUT, deadline(start, settings.http_timeout, capture_end))
+        return StageEnd(events[0][1], events[0][0])
+    return StageEnd(Failure.GENERIC_TIMEOUT, deadline(start, settings.http_timeout, capture_end))
 
 
-def cut_download(hop: Hop, download_time: float) -> float | None:
+def cut_download(request: FetchRequest, download_time: float) -> float | None:
     """When the client gave up on a timed download (``probe.net.http``'s
     ``download_time``): it closed (with a RST) before the body ended, its
     budget spent; None when the body ended, reached the cap, or the close
     came sooner (something else went wrong)."""
-    exchange = hop.exchange
+    exchange = request.exchange
     if (exchange is None or exchange.complete or exchange.body_truncated
             or exchange.t_response is None):
         return None
-    conn = hop.conn
+    conn = request.conn
     closes = [r.t for r in conn.resets if r.by == "client"]
     if conn.t_fin_client is not None:
         closes.append(conn.t_fin_client)
@@ -366,20 +374,20 @@ def transfer(exchange: HTTPExchange, download_time: float, cut: bool) -> Transfe
 
 
 def http_observation(
-    url: str, method: str, hops: list[Hop], settings: CheckSettings, capture_end: float,
-    body_contains: str | None, redirect_failure: Failure | None, judge: Judge | None = None,
-    download_time: float | None = None,
+    url: str, method: str, requests: list[FetchRequest], settings: CheckSettings,
+    capture_end: float, body_contains: str | None, redirect_failure: Failure | None,
+    judge: Judge | None = None, download_time: float | None = None,
 ) -> HTTPObservation:
     """The observation of one fetch with its redirects, as ``probe.net.http``
     records it (every IP literal but the servers dialled scrubbed).
     ``redirect_failure``: the redirects went wrong (too many, a bad Location);
     ``download_time``: the final body was timed (a throughput target)."""
-    first, last = hops[0], hops[-1]
+    first, last = requests[0], requests[-1]
     cut_at = cut_download(last, download_time) if download_time is not None else None
     outcome = exchange_outcome(last, settings, capture_end, judge, cut_at)
     failure = redirect_failure or outcome.failure
     exchange = last.exchange
-    keep = {hop.conn.server for hop in hops}
+    keep = {request.conn.server for request in requests}
     received = failure is None and exchange is not None and exchange.status is not None
     found = dict(exchange.needles).get(body_contains) if exchange and body_contains else None
     if cut_at is not None and found is False:
@@ -401,9 +409,9 @@ def http_observation(
         body_truncated=(exchange.body_truncated or cut_at is not None) if exchange else False,
         title=exchange.title if received and exchange else None,
         redirects=tuple(
-            HTTPHop(scrub(hop.url, keep), hop.exchange.status or 0,
-                    scrub(header(hop.exchange.headers, "location") or "", keep))
-            for hop in hops[:-1] if hop.exchange is not None
+            HTTPHop(scrub(request.url, keep), request.exchange.status or 0,
+                    scrub(header(request.exchange.headers, "location") or "", keep))
+            for request in requests[:-1] if request.exchange is not None
         ),
         body_contains_found=found if received else None,
         transfer=(transfer(exchange, download_time, cut_at is not None)

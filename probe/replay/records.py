@@ -118,6 +118,9 @@ class HTTPExchange:
     # When the last body byte kept (up to the cap) arrived: a timed
     # download's end (``Transfer``).
     t_body: float | None = None
+    # When the response stopped parsing as HTTP/1 (probe.wire.http1 reads
+    # with h11, as the live client does, which gives up there).
+    t_invalid: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

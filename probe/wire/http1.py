@@ -1,26 +1,30 @@
-"""HTTP/1.x messages from one direction of a byte stream (RFC 9112).
+"""HTTP/1.x messages from one direction of a byte stream (RFC 9112), read by h11.
 
-Sans-I/O, after h11: :class:`MessageReader` takes bytes in pieces of any
-size and returns events (a head, body data, the end of a message), one
-message after another on a persistent connection. It frames bodies by the
-rules of RFC 9112 section 6.3 (Content-Length, chunked, or until the
-connection closes) and never buffers more than one head, one chunk-size
-line or one trailer section. Malformed input raises only WireError.
+The live check's client (httpx over httpcore) reads responses with h11.
+Replay and the lab's censor read with the same library and the same limit
+(:data:`MAX_HEAD`, which ``probe.net.backend`` hands to httpcore), through
+:class:`MessageReader`, so a capture replayed gives the live client's
+reading of the same bytes: what it refuses, what it frames as a body and
+where the body ends. Sans-I/O, after h11 itself: bytes in pieces of any
+size, events out (a head, body data, the end of a message), one message
+after another. Malformed input raises only WireError.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 from collections import deque
 from dataclasses import dataclass
 
+import h11
+
 from probe.wire.cursor import WireError
 
-# Heads larger than this are refused (h11's default is 16 KiB; servers in
-# the wild allow 8-64 KiB).
-MAX_HEAD = 64 * 1024
-# A chunk-size line with extensions (RFC 9112 section 7.1.1).
-_MAX_CHUNK_LINE = 1024
+# Bytes h11 buffers while a head (or a chunk-size line, or trailers) is
+# incomplete before it refuses the message: its max_incomplete_event_size.
+# httpcore's own default; servers in the wild allow heads of 8-64 KiB.
+MAX_HEAD = 100 * 1024
 # RFC 9110 section 5.6.2 tchar, for bytes.translate (a C loop, not a Python one).
 _TCHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -62,6 +66,16 @@ class MessageEnd:
 Event = RequestHead | ResponseHead | BodyData | MessageEnd
 
 
+class MalformedMessage(WireError):
+    """The stream stopped being HTTP/1 (h11 refused it). ``events``: what
+    the same ``feed`` read before that point (a head whose body then went
+    wrong, say), so that no event is lost."""
+
+    def __init__(self, message: str, events: list[Event]) -> None:
+        super().__init__(message)
+        self.events = events
+
+
 def header(headers: Headers, name: str) -> str | None:
     """The first value of ``name`` (case-insensitive), or None."""
     name = name.lower()
@@ -75,295 +89,172 @@ def looks_like_request(data: bytes) -> bool:
     """Whether a stream starting with ``data`` could be HTTP/1.x requests:
     a method token then a space (RFC 9112 section 3)."""
     method, space, _ = data[:16].partition(b" ")
-    return bool(space) and _token(method) and method.isupper()
-
-
-def _token(data: bytes) -> bool:
-    """A non-empty run of tchars (RFC 9110 section 5.6.2)."""
-    return bool(data) and not data.translate(None, _TCHARS)
-
-
-class _State(enum.Enum):
-    HEAD = 0
-    LENGTH = 1  # Content-Length body
-    CHUNK_SIZE = 2
-    CHUNK_DATA = 3
-    CHUNK_END = 4  # the CRLF after chunk data
-    TRAILERS = 5
-    UNTIL_CLOSE = 6
-    TUNNEL = 7  # after 101 Switching Protocols or a CONNECT: no longer HTTP
+    return bool(space) and bool(method) and not method.translate(None, _TCHARS) and method.isupper()
 
 
 class MessageReader:
-    """Messages of one direction; ``Role.RESPONSE`` readers need the
-    request methods (``request_sent``) to frame responses to HEAD."""
+    """Messages of one direction; ``Role.RESPONSE`` readers need to know
+    the requests (``request_sent``) to frame the responses to them.
 
-    __slots__ = ("_buffer", "_left", "_max_head", "_methods", "_role", "_state", "offset")
+    Each message gets an h11 connection of its own, fed what the previous
+    one left over: h11 reads one request-response cycle at a time and
+    would want to hear the other direction before the next message, which
+    a reader of one direction never does.
+    """
+
+    __slots__ = ("_consumed", "_fed", "_limit", "_parser", "_requests", "_role", "_tunnel")
 
     def __init__(self, role: Role, max_head: int = MAX_HEAD) -> None:
         self._role = role
-        self._buffer = bytearray()
-        self._state = _State.HEAD
-        self._left = 0
-        self._methods: deque[str] = deque()
-        self._max_head = max_head
-        self.offset = 0  # stream offset of the first buffered byte, for errors
+        self._limit = max_head
+        self._requests: deque[tuple[str, bool]] = deque()
+        self._parser: h11.Connection | None = None  # made when a message's first byte comes
+        self._consumed = 0  # bytes of the messages before the current one
+        self._fed = 0  # bytes fed to the current parser
+        self._tunnel = False
 
-    def request_sent(self, method: str) -> None:
-        """Tell a response reader the method of the next request in line."""
-        self._methods.append(method)
+    def request_sent(self, method: str, *, upgrade: bool = False) -> None:
+        """Tell a response reader about the next request in line: its method
+        (a response to HEAD has no body; a 2xx to CONNECT opens a tunnel) and
+        whether it asked to switch protocols (an Upgrade header, RFC 9110
+        section 7.8), without which a 101 is a protocol error."""
+        self._requests.append((method, upgrade))
 
     @property
     def tunnel(self) -> bool:
-        return self._state is _State.TUNNEL
+        """The stream stopped being HTTP (after 101 Switching Protocols or a
+        CONNECT): what follows is not read."""
+        return self._tunnel
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the first byte not yet read as part of a message."""
+        if self._parser is None:
+            return self._consumed
+        return self._consumed + self._fed - len(self._parser.trailing_data[0])
 
     def feed(self, data: bytes) -> list[Event]:
-        if self._state is _State.TUNNEL:
-            return []
-        self._buffer += data
+        """The events ``data`` completes; raises MalformedMessage."""
         events: list[Event] = []
-        while self._step(events):
-            pass
+        if self._tunnel or not data:
+            return events
+        if self._parser is None:
+            self._parser = self._new_parser()
+        self._parser.receive_data(data)
+        self._fed += len(data)
+        self._read(events)
         return events
 
     def eof(self) -> list[Event]:
-        """The stream ended: a body read until close is now complete."""
-        if self._state is _State.UNTIL_CLOSE:
-            self._state = _State.HEAD
-            return [MessageEnd()]
-        return []
+        """The stream ended: a body read until close is now complete. A
+        message cut short gets no MessageEnd (the live client calls that
+        an EOF, not a malformed message)."""
+        events: list[Event] = []
+        if self._tunnel or self._parser is None:  # no message begun
+            return events
+        self._parser.receive_data(b"")
+        try:
+            self._read(events)
+        except WireError:
+            pass
+        return events
 
-    def _consume(self, n: int) -> bytes:
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        self.offset += n
-        return data
-
-    def _step(self, events: list[Event]) -> bool:
-        """Make progress with the buffered bytes; False when more are needed."""
-        state = self._state
-        buffer = self._buffer
-        if state is _State.HEAD:
-            return self._head(events)
-        if state is _State.UNTIL_CLOSE:
-            if buffer:
-                events.append(BodyData(self._consume(len(buffer))))
-            return False
-        if state is _State.LENGTH or state is _State.CHUNK_DATA:
-            if not buffer:
-                return False
-            data = self._consume(min(self._left, len(buffer)))
-            self._left -= len(data)
-            events.append(BodyData(data))
-            if self._left == 0:
-                if state is _State.LENGTH:
-                    self._finish(events)
-                else:
-                    self._state = _State.CHUNK_END
-            return True
-        if state is _State.CHUNK_END:
-            line = self._line(2)
-            if line is None:
-                return False
-            if line:
-                raise WireError(f"HTTP chunk at stream offset {self.offset}: no CRLF after data")
-            self._state = _State.CHUNK_SIZE
-            return True
-        if state is _State.CHUNK_SIZE:
-            line = self._line(_MAX_CHUNK_LINE)
-            if line is None:
-                return False
-            size = line.split(b";", 1)[0].strip()
-            if not size or any(c not in b"0123456789abcdefABCDEF" for c in size) or len(size) > 16:
-                raise WireError(f"HTTP chunk size {bytes(size[:32])!r} is not hexadecimal")
-            self._left = int(size, 16)
-            self._state = _State.CHUNK_DATA if self._left else _State.TRAILERS
-            return True
-        if state is _State.TRAILERS:
-            line = self._line(self._max_head)
-            if line is None:
-                return False
-            if not line:
-                self._finish(events)
-            return True
-        return False
-
-    def _line(self, limit: int) -> bytes | None:
-        """One line without its terminator (CRLF, or a bare LF: RFC 9112 2.2)."""
-        end = self._buffer.find(b"\n", 0, limit + 1)
-        if end < 0:
-            if len(self._buffer) > limit:
-                raise WireError(f"HTTP line at stream offset {self.offset} longer than {limit} bytes")
-            return None
-        line = self._consume(end + 1)[:-1]
-        return line[:-1] if line.endswith(b"\r") else line
-
-    def _head(self, events: list[Event]) -> bool:
-        buffer = self._buffer
-        # Leading empty lines before a message are to be ignored (RFC 9112 2.2).
-        while buffer[:2] == b"\r\n" or buffer[:1] == b"\n":
-            self._consume(2 if buffer[:1] == b"\r" else 1)
-        end = _head_end(buffer, self._max_head)
-        if end is None:
-            if len(buffer) > self._max_head:
-                raise WireError(
-                    f"HTTP head at stream offset {self.offset} longer than {self._max_head} bytes"
-                )
-            return False
-        where = self.offset
-        lines = [
-            line[:-1] if line.endswith(b"\r") else line
-            for line in self._consume(end).split(b"\n")
-        ]
-        start, fields = lines[0], _fields(lines[1:], where)
+    def _new_parser(self) -> h11.Connection:
         if self._role is Role.REQUEST:
-            request = _request_line(start, where, fields)
-            events.append(request)
-            self._frame_request(request, events)
-        else:
-            response = _status_line(start, where, fields)
-            events.append(response)
-            self._frame_response(response, events)
-        return True
+            return h11.Connection(h11.SERVER, max_incomplete_event_size=self._limit)
+        parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._limit)
+        # h11 frames a response by the request it answers; it has to have
+        # "sent" that request first. An answer to no request seen is read
+        # as the answer to a GET.
+        method, upgrade = self._requests.popleft() if self._requests else ("GET", False)
+        parser.send(_request(method, upgrade))
+        parser.send(_END)
+        return parser
 
-    def _frame_request(self, head: RequestHead, events: list[Event]) -> None:
-        if head.method == "CONNECT":
-            self._state = _State.TUNNEL
-            events.append(MessageEnd())
-            return
-        if _chunked(head.headers, where=self.offset, request=True):
-            self._state = _State.CHUNK_SIZE
-            return
-        self._length(_content_length(head.headers, self.offset) or 0, events)
+    def _read(self, events: list[Event]) -> None:
+        """Turn what the current parser can read into events."""
+        parser = self._parser
+        while parser is not None:
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                # Replay runs without the cyclic garbage collector, and h11's
+                # error holds (in its traceback) a frame that holds it.
+                exc.__traceback__ = None
+                raise MalformedMessage(
+                    f"HTTP {self._role.value} starting at stream offset {self._consumed}: {exc}",
+                    events,
+                ) from None
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Data):
+                events.append(BodyData(bytes(event.data)))
+            elif isinstance(event, (h11.Response, h11.InformationalResponse)):
+                events.append(ResponseHead(
+                    event.http_version.decode("ascii"), event.status_code,
+                    event.reason.decode("latin-1"), _headers(event.headers.raw_items()),
+                ))
+                # 1xx are interim (RFC 9110 section 15.2): the final
+                # response to the same request follows, unless the parser
+                # switched protocols (a 101, a 2xx to CONNECT).
+                if parser.their_state is h11.SWITCHED_PROTOCOL:
+                    events.append(MessageEnd())
+                    self._enter_tunnel()
+                    return
+                if isinstance(event, h11.InformationalResponse):
+                    events.append(MessageEnd())
+            elif isinstance(event, h11.Request):
+                events.append(RequestHead(
+                    event.method.decode("ascii"), event.target.decode("latin-1"),
+                    event.http_version.decode("ascii"), _headers(event.headers.raw_items()),
+                ))
+                if event.method == b"CONNECT":
+                    # A tunnel follows the request (RFC 9110 section 9.3.6),
+                    # whatever the server answers: no longer HTTP to read.
+                    events.append(MessageEnd())
+                    self._enter_tunnel()
+                    return
+            elif isinstance(event, h11.EndOfMessage):
+                events.append(MessageEnd())  # trailers are not kept
+                parser = self._next_message()
+            else:  # ConnectionClosed
+                return
 
-    def _frame_response(self, head: ResponseHead, events: list[Event]) -> None:
-        status = head.status
-        if 100 <= status < 200:
-            # Interim: the final response to the same request follows,
-            # except after 101, when the connection stops being HTTP.
-            events.append(MessageEnd())
-            if status == 101:
-                self._state = _State.TUNNEL
-            return
-        method = self._methods.popleft() if self._methods else "GET"
-        if method == "CONNECT" and 200 <= status < 300:
-            events.append(MessageEnd())
-            self._state = _State.TUNNEL
-            return
-        if method == "HEAD" or status in (204, 304):
-            self._finish(events)
-            return
-        chunked = _chunked(head.headers, where=self.offset, request=False)
-        if chunked:
-            self._state = _State.CHUNK_SIZE
-            return
-        # A Transfer-Encoding other than chunked overrides Content-Length.
-        length = None if chunked is False else _content_length(head.headers, self.offset)
-        if length is None:
-            self._state = _State.UNTIL_CLOSE
-            return
-        self._length(length, events)
+    def _next_message(self) -> h11.Connection | None:
+        """Start on what the finished message left over, if anything."""
+        assert self._parser is not None
+        rest, _ = self._parser.trailing_data
+        self._consumed += self._fed - len(rest)
+        self._parser, self._fed = None, 0
+        if rest:
+            self._parser = self._new_parser()
+            self._parser.receive_data(rest)
+            self._fed = len(rest)
+        return self._parser
 
-    def _length(self, length: int, events: list[Event]) -> None:
-        if length:
-            self._left = length
-            self._state = _State.LENGTH
-        else:
-            self._finish(events)
-
-    def _finish(self, events: list[Event]) -> None:
-        events.append(MessageEnd())
-        self._state = _State.HEAD
-
-
-def _head_end(buffer: bytearray, limit: int) -> int | None:
-    """Length of the head including its empty line, or None if incomplete."""
-    ends = [
-        i + len(marker)
-        for marker in (b"\r\n\r\n", b"\n\n", b"\n\r\n")
-        if (i := buffer.find(marker, 0, limit + 4)) >= 0
-    ]
-    return min(ends) if ends else None
-
-
-def _fields(lines: list[bytes], where: int) -> Headers:
-    fields: list[tuple[str, str]] = []
-    for line in lines:
-        if not line:
-            continue
-        if line[:1] in (b" ", b"\t"):
-            # obs-fold (RFC 9112 section 5.2): joined to the previous value.
-            if not fields:
-                raise WireError(f"HTTP head at stream offset {where}: folded first header line")
-            previous, text = fields[-1]
-            fields[-1] = (previous, f"{text} {line.strip().decode('latin-1')}")
-            continue
-        name, colon, value = line.partition(b":")
-        if not colon or not _token(name):
-            raise WireError(
-                f"HTTP head at stream offset {where}: bad header line {bytes(line[:64])!r}"
-            )
-        fields.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
-    return tuple(fields)
+    def _enter_tunnel(self) -> None:
+        self._consumed = self.offset
+        self._parser, self._fed, self._tunnel = None, 0, True
 
 
-def _version(text: bytes, where: int) -> str:
-    if len(text) != 8 or not text.startswith(b"HTTP/") or text[6:7] != b".":
-        raise WireError(f"HTTP message at stream offset {where}: bad version {bytes(text[:16])!r}")
-    major, minor = text[5:6], text[7:8]
-    if not (major.isdigit() and minor.isdigit()):
-        raise WireError(f"HTTP message at stream offset {where}: bad version {bytes(text)!r}")
-    return f"{major.decode()}.{minor.decode()}"
+_END = h11.EndOfMessage()
 
 
-def _request_line(line: bytes, where: int, headers: Headers) -> RequestHead:
-    parts = line.split(b" ")
-    if len(parts) != 3 or not _token(parts[0]) or not parts[1]:
-        raise WireError(f"HTTP request at stream offset {where}: bad request line {bytes(line[:64])!r}")
-    return RequestHead(
-        parts[0].decode("ascii"), parts[1].decode("latin-1"), _version(parts[2], where), headers
-    )
+@functools.lru_cache(maxsize=64)
+def _request(method: str, upgrade: bool) -> h11.Request:
+    """A request that a response reader's h11 "sends" (events are immutable,
+    and making one validates its headers: worth keeping)."""
+    fields = [("Host", "replay.invalid")]
+    if upgrade:
+        fields.append(("Upgrade", "replay"))
+    return h11.Request(method=method, target="/", headers=fields)
 
 
-def _status_line(line: bytes, where: int, headers: Headers) -> ResponseHead:
-    version, _, rest = line.partition(b" ")
-    code, _, reason = rest.partition(b" ")
-    if len(code) != 3 or not code.isdigit():
-        raise WireError(f"HTTP response at stream offset {where}: bad status line {bytes(line[:64])!r}")
-    return ResponseHead(_version(version, where), int(code), reason.decode("latin-1"), headers)
-
-
-def _chunked(headers: Headers, *, where: int, request: bool) -> bool | None:
-    """RFC 9112 section 6.3 items 3-4: chunked must be the final coding.
-
-    None when there is no Transfer-Encoding; False when a response has one
-    that does not end in chunked (its body then runs until close).
-    """
-    codings = [
-        c.strip().lower()
-        for name, value in headers
-        if name.lower() == "transfer-encoding"
-        for c in value.split(",")
-        if c.strip()
-    ]
-    if not codings:
-        return None
-    if codings[-1] == "chunked":
-        return True
-    if request:
-        raise WireError(f"HTTP request at stream offset {where}: body length cannot be determined")
-    return False  # a response then runs until close
-
-
-def _content_length(headers: Headers, where: int) -> int | None:
-    values = {
-        v.strip()
-        for name, value in headers
-        if name.lower() == "content-length"
-        for v in value.split(",")
-    }
-    if not values:
-        return None
-    if len(values) > 1 or not all(v.isdigit() and len(v) <= 18 for v in values):
-        raise WireError(f"HTTP message at stream offset {where}: bad Content-Length {sorted(values)!r}")
-    return int(values.pop())
+def _headers(raw: list[tuple[bytes, bytes]]) -> Headers:
+    """Names as sent; values decoded as httpx decodes them (its
+    ``Headers.encoding``): UTF-8 when every value is, else ISO-8859-1,
+    which every byte is."""
+    try:
+        return tuple((name.decode("ascii"), value.decode("utf-8")) for name, value in raw)
+    except UnicodeDecodeError:
+        return tuple((name.decode("ascii"), value.decode("latin-1")) for name, value in raw)

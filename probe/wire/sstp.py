@@ -122,7 +122,8 @@ def parse_duplex_post_response(data: bytes) -> tuple[int, int] | None:
     HTTP; the count then leaves out whatever body bytes followed.
     """
     reader = MessageReader(Role.RESPONSE)
-    reader.request_sent("CONNECT")
+    # Upgrade too: a 101 ends HTTP as well, rather than being an error.
+    reader.request_sent("CONNECT", upgrade=True)
     events = reader.feed(data)
     # 101 also ends HTTP; like any status but 2xx, it is a refusal here.
     finals = [e for e in events

@@ -100,6 +100,10 @@ TABLE: list[tuple[BaseException, Failure]] = [
                   h11.RemoteProtocolError("peer closed connection without sending "
                                           "complete message body: incomplete chunked read")),
      Failure.EOF),
+    # Cut inside a chunk-size line or the trailers.
+    (_raised_from(httpx.RemoteProtocolError("x"),
+                  h11.RemoteProtocolError("peer unexpectedly closed connection")),
+     Failure.EOF),
     # httpcore's bare "Server disconnected without sending a response."
     (_raised_from(httpx.RemoteProtocolError("x"), httpcore.RemoteProtocolError("y")),
      Failure.EOF),

@@ -191,24 +191,3 @@ def test_connection_failures(lab: Lab, dialer: Dialer, trust: TrustStore, port: 
     observation = asyncio.run(http.fetch(url, "GET", SERVER, dialer, Clock(), 1.0, trust,
                                          resolve=Names()))
     assert observation.failure is failure and observation.address == SERVER
-
-
-@pytest.mark.parametrize(
-    ("body", "title"),
-    [
-        (b"<html><TITLE lang=en>A &amp; B\n\t page</TITLE>", "A & B page"),
-        (b"<title>first</title><title>second</title>", "first"),
-        (b"<title>never closed", None),
-        (b"no title at all", None),
-        (b"<title>" + b"9" * 300 + b"</title>", ""),  # cut where an address could hide
-        ("<title>caf\u00e9 10.0.0.1</title>".encode("latin-1"), "caf\ufffd [scrubbed]"),
-    ],
-)
-def test_title(body: bytes, title: str | None) -> None:
-    assert http.page_title(body, None, set()) == title
-
-
-def test_title_uses_the_declared_charset() -> None:
-    body = "<title>caf\u00e9</title>".encode("latin-1")
-    assert http.page_title(body, "latin-1", set()) == "caf\u00e9"
-    assert http.page_title(body, "no-such-charset", set()) == "caf\ufffd"

@@ -44,7 +44,7 @@ def test_requests_on_a_persistent_connection(chunk: int) -> None:
 
 @pytest.mark.parametrize("chunk", [1, 3, 4096])
 def test_chunked_response_with_trailers(chunk: int) -> None:
-    stream = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+    stream = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
               b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
     events = feed(MessageReader(Role.RESPONSE), stream, chunk)
     assert isinstance(events[0], ResponseHead) and events[0].status == 200
@@ -65,10 +65,21 @@ def test_response_framing_rules() -> None:
     assert body_of(events) == b"until close"
 
 
-def test_transfer_encoding_overrides_content_length() -> None:
-    events = MessageReader(Role.RESPONSE).feed(
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nabcdef")
-    assert body_of(events) == b"abcdef"  # until close, not 2 bytes
+def test_switching_protocols() -> None:
+    answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nnot http"
+    with pytest.raises(WireError):  # a 101 to a request that asked for nothing
+        MessageReader(Role.RESPONSE).feed(answer)
+    reader = MessageReader(Role.RESPONSE)
+    reader.request_sent("GET", upgrade=True)
+    assert [type(e).__name__ for e in reader.feed(answer)] == ["ResponseHead", "MessageEnd"]
+    assert reader.tunnel and reader.offset == len(answer) - len(b"not http")
+
+
+def test_connect_request_ends_http() -> None:
+    reader = MessageReader(Role.REQUEST)
+    events = reader.feed(b"CONNECT x.example:443 HTTP/1.1\r\nHost: x.example:443\r\n\r\n\x16\x03\x01")
+    assert [type(e).__name__ for e in events] == ["RequestHead", "MessageEnd"]
+    assert reader.tunnel and reader.feed(b"more") == []
 
 
 @pytest.mark.parametrize("data", [
@@ -77,6 +88,9 @@ def test_transfer_encoding_overrides_content_length() -> None:
     b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     b"HTTP/9 200 OK\r\n\r\n",
+    # Codings other than chunked: the live client (h11) decodes none.
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nabcdef",
 ])
 def test_malformed_responses(data: bytes) -> None:
     with pytest.raises(WireError):
