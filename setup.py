@@ -16,6 +16,7 @@ setup(
     extras_require={
         "lab": [LAB],
         # The test suite includes the lab's own tests.
-        "test": ["pytest>=8", "hypothesis>=6.100", "jsonschema>=4.20", "pytest-timeout>=2.3", LAB],
+        "test": ["pytest>=8", "hypothesis>=6.100", "jsonschema>=4.20", "pytest-timeout>=2.3",
+                 "import-linter>=2.1", LAB],
     }
 )

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import Certs, Lab, make_certs
+from servers import Certs, LoopbackServers, make_certs
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +15,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
 
 @pytest.fixture(scope="session")
-def lab(certs: Certs) -> Iterator[Lab]:
-    lab = Lab(certs).start()
-    yield lab
-    lab.stop()
+def loopback(certs: Certs) -> Iterator[LoopbackServers]:
+    loopback = LoopbackServers(certs).start()
+    yield loopback
+    loopback.stop()

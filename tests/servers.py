@@ -303,7 +303,7 @@ async def _not_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-class Lab:
+class LoopbackServers:
     """All servers, on one background loop; ports by name after start()."""
 
     def __init__(self, certs: Certs) -> None:
@@ -316,7 +316,7 @@ class Lab:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._closers: list[Callable[[], object]] = []
 
-    def start(self) -> Lab:
+    def start(self) -> LoopbackServers:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
         return self

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import Lab
+from servers import LoopbackServers
 
 from probe.journal import read_journal
 
@@ -41,8 +41,8 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def write_list(path: Path, lab: Lab) -> Path:
-    p = lab.ports
+def write_list(path: Path, loopback: LoopbackServers) -> Path:
+    p = loopback.ports
     path.write_text(f"""\
 name: loopback
 version: "1"
@@ -93,10 +93,10 @@ features:
     return path
 
 
-def run_list(lab: Lab, certs, tmp_path: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
-    testlist = write_list(tmp_path / "loopback.yaml", lab)
+def run_list(loopback: LoopbackServers, certs, tmp_path: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    testlist = write_list(tmp_path / "loopback.yaml", loopback)
     return probe(
-        "run", str(testlist), "--resolver", f"udp://127.0.0.2:{lab.ports['dns']}",
+        "run", str(testlist), "--resolver", f"udp://127.0.0.2:{loopback.ports['dns']}",
         "--ca-bundle", str(certs.ca), "--output-dir", str(tmp_path / "results"),
         "--seed", "1", *extra, env=env,
     )
@@ -114,8 +114,8 @@ EXPECTED = {
 }
 
 
-def test_run_verify_tamper_diff(lab: Lab, certs, tmp_path: Path, env: dict[str, str]) -> None:  # noqa: ANN001
-    done = run_list(lab, certs, tmp_path, env)
+def test_run_verify_tamper_diff(loopback: LoopbackServers, certs, tmp_path: Path, env: dict[str, str]) -> None:  # noqa: ANN001
+    done = run_list(loopback, certs, tmp_path, env)
     assert done.returncode == 0, done.stderr
     reports = sorted((tmp_path / "results").glob("*.json"))
     assert len(reports) == 1
@@ -159,8 +159,8 @@ def test_run_verify_tamper_diff(lab: Lab, certs, tmp_path: Path, env: dict[str, 
     assert json.loads(diff.stdout)["changed"] is True
 
 
-def test_json_output_is_the_signed_report(lab: Lab, certs, tmp_path: Path, env: dict[str, str]) -> None:  # noqa: ANN001
-    done = run_list(lab, certs, tmp_path, env, "--json")
+def test_json_output_is_the_signed_report(loopback: LoopbackServers, certs, tmp_path: Path, env: dict[str, str]) -> None:  # noqa: ANN001
+    done = run_list(loopback, certs, tmp_path, env, "--json")
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     (written,) = (tmp_path / "results").glob("*.json")
@@ -234,9 +234,9 @@ def test_world_readable_key_is_refused(env: dict[str, str]) -> None:
 
 
 def test_a_killed_run_keeps_what_it_measured_in_the_journal(
-    lab: Lab, certs, tmp_path: Path, env: dict[str, str]  # noqa: ANN001
+    loopback: LoopbackServers, certs, tmp_path: Path, env: dict[str, str]  # noqa: ANN001
 ) -> None:
-    p = lab.ports
+    p = loopback.ports
     fast = "\n".join(
         f"      - {{kind: dns, host: {name}, expect: {{prefixes: [127.0.0.0/8]}}}}"
         for name in ("ok.test", "good.test", "other.test", "cname.test")

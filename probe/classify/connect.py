@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from probe.classify.addresses import endpoint, family, parse_address
-from probe.classify.methods import Method, Outcome, Stage, most_common, tally
+from probe.classify.methods import Method, Stage, StageOutcome, most_common, tally
 from probe.model import (
     VPN_KINDS,
     Failure,
@@ -84,7 +84,7 @@ class _Attempt:
 def connect_stage(target: Target, observations: Sequence[Observation]) -> Stage:
     attempts, skipped = _drop_unrouted_families(_attempts(target, observations))
     if not attempts:
-        return Stage(Outcome.ABSENT, Method.OK, "no connection was attempted")
+        return Stage(StageOutcome.ABSENT, Method.OK, "no connection was attempted")
     failed = [a for a in attempts if a.method is not None]
     passed = [a for a in attempts if a.method is None]
     note = "".join(
@@ -92,16 +92,16 @@ def connect_stage(target: Target, observations: Sequence[Observation]) -> Stage:
     )
     if not failed:
         evidence = tuple(i for a in passed for i in a.evidence)
-        return Stage(Outcome.PASSED, Method.OK, _success(passed, len(attempts)) + note, evidence)
+        return Stage(StageOutcome.PASSED, Method.OK, _success(passed, len(attempts)) + note, evidence)
     method = Method(most_common(a.method for a in failed if a.method is not None))
     count = _count(len(failed), len(attempts))
     details = "; ".join(a.detail for a in failed)
     if not passed:
         evidence = tuple(i for a in failed for i in a.evidence)
-        return Stage(Outcome.FAILED, method, f"{count} failed: {details}{note}", evidence)
+        return Stage(StageOutcome.FAILED, method, f"{count} failed: {details}{note}", evidence)
     reason = f"{count} failed ({details}), the others succeeded: {_success(passed, len(attempts))}"
     evidence = tuple(sorted(i for a in attempts for i in a.evidence))
-    return Stage(Outcome.PARTIAL, method, reason + note, evidence)
+    return Stage(StageOutcome.PARTIAL, method, reason + note, evidence)
 
 
 def _count(n: int, total: int) -> str:

@@ -12,7 +12,7 @@ from probe.classify.addresses import (
     parse_networks,
     within,
 )
-from probe.classify.methods import Method, Outcome, Stage, plural
+from probe.classify.methods import Method, Stage, StageOutcome, plural
 from probe.model import (
     DNSObservation,
     DNSResponse,
@@ -85,7 +85,7 @@ def dns_stage(target: Target, observations: Sequence[Observation]) -> DNSStage:
         if isinstance(o, DNSObservation) and o.query.rstrip(".").lower() == own
     ]
     if not lookups:
-        return DNSStage(Stage(Outcome.ABSENT, Method.OK, "no DNS lookup"))
+        return DNSStage(Stage(StageOutcome.ABSENT, Method.OK, "no DNS lookup"))
     return (
         _injection(lookups)
         or _bogons(target, lookups)
@@ -149,7 +149,7 @@ def _resolved(target: Target, lookups: list[tuple[int, DNSObservation]]) -> DNSS
     else:
         answers = sum(len(o.responses[0].answers) for _, o in resolved)
         reason = f"resolved: {plural(answers, 'answer')}"
-    stage = Stage(Outcome.PASSED, Method.OK, reason, tuple(i for i, _ in resolved))
+    stage = Stage(StageOutcome.PASSED, Method.OK, reason, tuple(i for i, _ in resolved))
     return DNSStage(stage, _unexpected(target, addresses))
 
 
@@ -168,4 +168,4 @@ def _unexpected(target: Target, addresses: list[Address]) -> str | None:
 
 
 def _failed(method: Method, reason: str, evidence: list[int]) -> DNSStage:
-    return DNSStage(Stage(Outcome.FAILED, method, reason, tuple(evidence)))
+    return DNSStage(Stage(StageOutcome.FAILED, method, reason, tuple(evidence)))

@@ -53,7 +53,7 @@ class Method(enum.StrEnum):
     PARTIAL = "partial"
 
 
-class Outcome(enum.Enum):
+class StageOutcome(enum.Enum):
     ABSENT = "absent"  # the stage has no observations
     PASSED = "passed"
     PARTIAL = "partial"  # some endpoints passed, others failed
@@ -68,7 +68,7 @@ class Stage:
     method; ``evidence`` indexes the target's observation tuple.
     """
 
-    outcome: Outcome
+    outcome: StageOutcome
     method: Method
     reason: str
     evidence: tuple[int, ...] = ()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from probe.classify.connect import connect_stage, unanswerable_silence
 from probe.classify.dns import dns_stage
 from probe.classify.http import http_stage
-from probe.classify.methods import Method, Outcome, Stage
+from probe.classify.methods import Method, Stage, StageOutcome
 from probe.classify.throughput import throughput_stage
 from probe.model import (
     VPN_KINDS,
@@ -70,14 +70,14 @@ def classify_target(
             return TargetVerdict(Verdict.INCONCLUSIVE, method, reason, hit)
 
     dns = dns_stage(target, observations)
-    if dns.stage.outcome is Outcome.FAILED:
+    if dns.stage.outcome is StageOutcome.FAILED:
         return _blocked(dns.stage, controls, needs_connect=False)
     if target.kind is TargetKind.DNS:
-        if dns.stage.outcome is Outcome.ABSENT:
+        if dns.stage.outcome is StageOutcome.ABSENT:
             return _not_measured(target)
         if dns.unexpected is not None:
             stage = Stage(
-                Outcome.FAILED, Method.DNS_UNEXPECTED_ASN, dns.unexpected, dns.stage.evidence
+                StageOutcome.FAILED, Method.DNS_UNEXPECTED_ASN, dns.unexpected, dns.stage.evidence
             )
             return _blocked(stage, controls, needs_connect=False)
         return _verdict(Verdict.REACHABLE, dns.stage)
@@ -85,12 +85,12 @@ def classify_target(
     connect = connect_stage(target, observations)
     http = http_stage(target, observations)
     for stage in (connect, http):
-        if stage.outcome is Outcome.FAILED:
+        if stage.outcome is StageOutcome.FAILED:
             if dns.unexpected is not None:
                 # The later failure corroborates the unexpected answers:
                 # the client was probably sent to the censor's address.
                 stage = Stage(
-                    Outcome.FAILED,
+                    StageOutcome.FAILED,
                     Method.DNS_UNEXPECTED_ASN,
                     f"{dns.unexpected}; then {stage.method}: {stage.reason}",
                     dns.stage.evidence + stage.evidence,
@@ -98,18 +98,18 @@ def classify_target(
             return _blocked(stage, controls, needs_connect=True)
 
     required = http if target.kind in (TargetKind.HTTP, TargetKind.HTTPS) else connect
-    if required.outcome is Outcome.ABSENT:
+    if required.outcome is StageOutcome.ABSENT:
         return _needs_key(target, observations) or _not_measured(target)
     # A stale expectation must not make a false positive: the later stage
     # succeeded, so the unexpected answers are only worth a mention.
     note = f" (despite {dns.unexpected})" if dns.unexpected is not None else ""
     evidence = dns.stage.evidence + connect.evidence + http.evidence
-    if connect.outcome is Outcome.PARTIAL:
+    if connect.outcome is StageOutcome.PARTIAL:
         return TargetVerdict(
             Verdict.DEGRADED, connect.method, connect.reason + note, _sorted(evidence)
         )
     throughput = throughput_stage(target, observations, controls)
-    if throughput.outcome is Outcome.FAILED:
+    if throughput.outcome is StageOutcome.FAILED:
         return TargetVerdict(
             Verdict.DEGRADED, throughput.method, throughput.reason + note, _sorted(evidence)
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from probe.classify.methods import Method, Outcome, Stage
+from probe.classify.methods import Method, Stage, StageOutcome
 from probe.model import ControlStatus, HTTPObservation, Observation, Target
 
 # A complete body smaller than this arrives in a handful of round trips:
@@ -52,37 +52,37 @@ def throughput_stage(
     target: Target, observations: Sequence[Observation], controls: ControlStatus
 ) -> Stage:
     if not target.throughput:
-        return Stage(Outcome.ABSENT, Method.OK, "no throughput asked for")
+        return Stage(StageOutcome.ABSENT, Method.OK, "no throughput asked for")
     timed = [
         (i, o) for i, o in enumerate(observations)
         if isinstance(o, HTTPObservation) and o.transfer is not None
     ]
     if not timed:
-        return Stage(Outcome.ABSENT, Method.OK, "no download was timed")
+        return Stage(StageOutcome.ABSENT, Method.OK, "no download was timed")
     i, response = timed[-1]
     rate = measured_rate(response)
     if rate is None:
         size = response.transfer.size if response.transfer else 0
-        return Stage(Outcome.PASSED, Method.OK,
+        return Stage(StageOutcome.PASSED, Method.OK,
                      f"body too small to time ({size} bytes)", (i,))
     transfer = response.transfer
     assert transfer is not None
     if not transfer.cut and transfer.seconds < MIN_THROTTLED_SECONDS:
-        return Stage(Outcome.PASSED, Method.OK,
+        return Stage(StageOutcome.PASSED, Method.OK,
                      f"body of {transfer.size} bytes in {transfer.seconds:.3f} s", (i,))
     baseline = controls.throughput
     if baseline is None:
-        return Stage(Outcome.PASSED, Method.OK,
+        return Stage(StageOutcome.PASSED, Method.OK,
                      f"body at {format_rate(rate)}; no control download to compare with", (i,))
     if rate * THROTTLE_FACTOR < baseline:
         return Stage(
-            Outcome.FAILED,
+            StageOutcome.FAILED,
             Method.THROTTLED,
             f"body at {format_rate(rate)}, {baseline / rate:.0f}× slower than the "
             f"controls' {format_rate(baseline)}",
             (i,),
         )
-    return Stage(Outcome.PASSED, Method.OK,
+    return Stage(StageOutcome.PASSED, Method.OK,
                  f"body at {format_rate(rate)} (controls {format_rate(baseline)})", (i,))
 
 

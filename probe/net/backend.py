@@ -22,8 +22,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 import httpcore
 import httpx
 
-from probe.net.dialer import Dialer, close_stream, is_ip_literal, send
+from probe.net.dialer import Dialer, close_stream, send
 from probe.wire.http1 import MAX_HEAD
+from probe.wire.url import is_ip_literal
 
 Resolve = Callable[[str], Awaitable[str]]
 

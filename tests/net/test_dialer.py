@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from servers import SERVER, Lab
+from servers import SERVER, LoopbackServers
 
 from probe.net.dialer import Dialer, send
 
@@ -35,9 +35,9 @@ def test_send_leaves_a_closed_peer_to_the_next_read() -> None:
     assert writer.written == b"GET / HTTP/1.1\r\n\r\n"
 
 
-def test_tcp_streams_carry_bytes_and_remember_our_address(lab: Lab, dialer: Dialer) -> None:
+def test_tcp_streams_carry_bytes_and_remember_our_address(loopback: LoopbackServers, dialer: Dialer) -> None:
     async def run() -> bytes:
-        reader, writer = await dialer.open_tcp(SERVER, lab.ports["not-tls"], 1.0)
+        reader, writer = await dialer.open_tcp(SERVER, loopback.ports["not-tls"], 1.0)
         await send(writer, b"hello")
         data = await reader.readexactly(12)
         writer.close()
@@ -47,9 +47,9 @@ def test_tcp_streams_carry_bytes_and_remember_our_address(lab: Lab, dialer: Dial
     assert dialer.local_addresses == {"127.0.0.1"}
 
 
-def test_udp_endpoints_send_and_time_out(lab: Lab, dialer: Dialer) -> None:
+def test_udp_endpoints_send_and_time_out(loopback: LoopbackServers, dialer: Dialer) -> None:
     async def run() -> None:
-        endpoint = await dialer.open_udp(SERVER, lab.ports["closed"])
+        endpoint = await dialer.open_udp(SERVER, loopback.ports["closed"])
         try:
             with pytest.raises(TimeoutError):
                 await endpoint.recv(0.05)

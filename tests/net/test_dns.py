@@ -9,7 +9,7 @@ import dns.message
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from servers import BOGON, FORGED, SERVER, Lab
+from servers import BOGON, FORGED, SERVER, LoopbackServers
 
 from probe.errors import InputError
 from probe.model import DNSAnswer, DNSObservation, Failure
@@ -144,9 +144,9 @@ def _run(coroutine: object) -> DNSObservation:
     return asyncio.run(coroutine)  # type: ignore[arg-type]
 
 
-def _query(lab: Lab, dialer: Dialer, name: str, rtype: str = "A", protocol: str = "udp",
+def _query(loopback: LoopbackServers, dialer: Dialer, name: str, rtype: str = "A", protocol: str = "udp",
            timeout: float = 1.0, window: float = 0.2) -> DNSObservation:
-    spec = parse_resolver(f"{protocol}://{SERVER}:{lab.ports['dns']}")
+    spec = parse_resolver(f"{protocol}://{SERVER}:{loopback.ports['dns']}")
     return _run(resolve(name, rtype, spec, dialer, Clock(), timeout, window))
 
 
@@ -155,11 +155,11 @@ def _data(observation: DNSObservation, index: int = 0) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_a_normal_answer(lab: Lab, dialer: Dialer, protocol: str) -> None:
-    observation = _query(lab, dialer, "ok.test", protocol=protocol)
+def test_a_normal_answer(loopback: LoopbackServers, dialer: Dialer, protocol: str) -> None:
+    observation = _query(loopback, dialer, "ok.test", protocol=protocol)
     assert observation.failure is None
     assert observation.query == "ok.test" and observation.rtype == "A"
-    assert observation.resolver == f"{protocol}://{SERVER}:{lab.ports['dns']}"
+    assert observation.resolver == f"{protocol}://{SERVER}:{loopback.ports['dns']}"
     assert len(observation.responses) == 1
     response = observation.responses[0]
     assert response.rcode == "NOERROR"
@@ -168,36 +168,36 @@ def test_a_normal_answer(lab: Lab, dialer: Dialer, protocol: str) -> None:
     assert 0 <= observation.t0 <= response.t <= observation.t
 
 
-def test_udp_keeps_listening_and_records_the_window(lab: Lab, dialer: Dialer) -> None:
-    observation = _query(lab, dialer, "ok.test", window=0.3)
+def test_udp_keeps_listening_and_records_the_window(loopback: LoopbackServers, dialer: Dialer) -> None:
+    observation = _query(loopback, dialer, "ok.test", window=0.3)
     # One answer only, but the check waited the window out after it.
     assert observation.t - observation.responses[0].t >= 0.25
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_cname_chains_are_followed(lab: Lab, dialer: Dialer, protocol: str) -> None:
-    observation = _query(lab, dialer, "cname.test", protocol=protocol)
+def test_cname_chains_are_followed(loopback: LoopbackServers, dialer: Dialer, protocol: str) -> None:
+    observation = _query(loopback, dialer, "cname.test", protocol=protocol)
     assert observation.failure is None
     assert _data(observation) == [("CNAME", "ok.test."), ("A", SERVER)]
     assert observation.addresses() == (SERVER,)
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_nxdomain_is_a_failure_with_its_response(lab: Lab, dialer: Dialer,
+def test_nxdomain_is_a_failure_with_its_response(loopback: LoopbackServers, dialer: Dialer,
                                                  protocol: str) -> None:
-    observation = _query(lab, dialer, "nx.test", protocol=protocol)
+    observation = _query(loopback, dialer, "nx.test", protocol=protocol)
     assert observation.failure is Failure.DNS_NXDOMAIN
     assert [r.rcode for r in observation.responses] == ["NXDOMAIN"]
 
 
-def test_bogon_answers_are_recorded_as_given(lab: Lab, dialer: Dialer) -> None:
-    observation = _query(lab, dialer, "bogon.test")
+def test_bogon_answers_are_recorded_as_given(loopback: LoopbackServers, dialer: Dialer) -> None:
+    observation = _query(loopback, dialer, "bogon.test")
     assert observation.failure is None
     assert observation.addresses() == (BOGON,)
 
 
-def test_two_answers_to_one_query_are_both_recorded(lab: Lab, dialer: Dialer) -> None:
-    observation = _query(lab, dialer, "twice.test", window=0.5)
+def test_two_answers_to_one_query_are_both_recorded(loopback: LoopbackServers, dialer: Dialer) -> None:
+    observation = _query(loopback, dialer, "twice.test", window=0.5)
     assert observation.failure is None
     assert [_data(observation, i) for i in range(len(observation.responses))] == [
         [("A", FORGED)], [("A", SERVER)]]
@@ -207,8 +207,8 @@ def test_two_answers_to_one_query_are_both_recorded(lab: Lab, dialer: Dialer) ->
     assert observation.addresses() == (FORGED,)
 
 
-def test_tcp_takes_one_response(lab: Lab, dialer: Dialer) -> None:
-    observation = _query(lab, dialer, "twice.test", protocol="tcp")
+def test_tcp_takes_one_response(loopback: LoopbackServers, dialer: Dialer) -> None:
+    observation = _query(loopback, dialer, "twice.test", protocol="tcp")
     assert [_data(observation, i) for i in range(len(observation.responses))] == [
         [("A", FORGED)]]
 
@@ -222,9 +222,9 @@ def test_tcp_takes_one_response(lab: Lab, dialer: Dialer) -> None:
     ],
 )
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_rcode_failures(lab: Lab, dialer: Dialer, protocol: str, name: str, rtype: str,
+def test_rcode_failures(loopback: LoopbackServers, dialer: Dialer, protocol: str, name: str, rtype: str,
                         failure: Failure, rcode: str) -> None:
-    observation = _query(lab, dialer, name, rtype, protocol=protocol)
+    observation = _query(loopback, dialer, name, rtype, protocol=protocol)
     assert observation.failure is failure
     assert [r.rcode for r in observation.responses] == [rcode]
     assert observation.responses[0].answers == ()
@@ -232,25 +232,25 @@ def test_rcode_failures(lab: Lab, dialer: Dialer, protocol: str, name: str, rtyp
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
 @pytest.mark.parametrize("name", ["garbage.test", "wrongid.test"])
-def test_garbage_is_server_misbehaving(lab: Lab, dialer: Dialer, protocol: str,
+def test_garbage_is_server_misbehaving(loopback: LoopbackServers, dialer: Dialer, protocol: str,
                                        name: str) -> None:
-    observation = _query(lab, dialer, name, protocol=protocol, timeout=0.5)
+    observation = _query(loopback, dialer, name, protocol=protocol, timeout=0.5)
     assert observation.failure is Failure.DNS_SERVER_MISBEHAVING
     assert observation.responses == ()
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_silence_is_a_timeout(lab: Lab, dialer: Dialer, protocol: str) -> None:
-    observation = _query(lab, dialer, "silent.test", protocol=protocol, timeout=0.4)
+def test_silence_is_a_timeout(loopback: LoopbackServers, dialer: Dialer, protocol: str) -> None:
+    observation = _query(loopback, dialer, "silent.test", protocol=protocol, timeout=0.4)
     assert observation.failure is Failure.GENERIC_TIMEOUT
     assert observation.responses == ()
     assert 0.35 <= observation.t - observation.t0 < 1.5
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_a_closed_port_is_refused(lab: Lab, dialer: Dialer, protocol: str) -> None:
+def test_a_closed_port_is_refused(loopback: LoopbackServers, dialer: Dialer, protocol: str) -> None:
     # Over UDP, the kernel's ICMP port unreachable reaches the connected socket.
-    spec = parse_resolver(f"{protocol}://{SERVER}:{lab.ports['closed']}")
+    spec = parse_resolver(f"{protocol}://{SERVER}:{loopback.ports['closed']}")
     observation = _run(resolve("ok.test", "A", spec, dialer, Clock(), 1.0, 0.1))
     assert observation.failure is Failure.CONNECTION_REFUSED
 
@@ -259,37 +259,37 @@ def test_a_closed_port_is_refused(lab: Lab, dialer: Dialer, protocol: str) -> No
 # DNS over HTTPS
 
 
-def _doh(lab: Lab, dialer: Dialer, name: str, trust: TrustStore,
+def _doh(loopback: LoopbackServers, dialer: Dialer, name: str, trust: TrustStore,
          host: str = "good.test") -> DNSObservation:
-    spec = parse_resolver(f"https://{host}:{lab.ports['https']}/dns-query@{SERVER}")
+    spec = parse_resolver(f"https://{host}:{loopback.ports['https']}/dns-query@{SERVER}")
     return _run(resolve(name, "A", spec, dialer, Clock(), 2.0, 0.1, trust=trust))
 
 
-def test_doh_answers(lab: Lab, dialer: Dialer, trust: TrustStore) -> None:
-    observation = _doh(lab, dialer, "cname.test", trust)
+def test_doh_answers(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore) -> None:
+    observation = _doh(loopback, dialer, "cname.test", trust)
     assert observation.failure is None
-    assert observation.resolver == f"https://good.test:{lab.ports['https']}/dns-query@{SERVER}"
+    assert observation.resolver == f"https://good.test:{loopback.ports['https']}/dns-query@{SERVER}"
     assert _data(observation) == [("CNAME", "ok.test."), ("A", SERVER)]
 
 
-def test_doh_nxdomain(lab: Lab, dialer: Dialer, trust: TrustStore) -> None:
-    observation = _doh(lab, dialer, "nx.test", trust)
+def test_doh_nxdomain(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore) -> None:
+    observation = _doh(loopback, dialer, "nx.test", trust)
     assert observation.failure is Failure.DNS_NXDOMAIN
     assert [r.rcode for r in observation.responses] == ["NXDOMAIN"]
 
 
-def test_doh_checks_the_certificate_against_the_name(lab: Lab, dialer: Dialer,
+def test_doh_checks_the_certificate_against_the_name(loopback: LoopbackServers, dialer: Dialer,
                                                      trust: TrustStore) -> None:
-    assert _doh(lab, dialer, "ok.test", trust, host="dns.wrong").failure is (
+    assert _doh(loopback, dialer, "ok.test", trust, host="dns.wrong").failure is (
         Failure.SSL_INVALID_HOSTNAME)
-    assert _doh(lab, dialer, "ok.test", TrustStore()).failure is Failure.SSL_UNKNOWN_AUTHORITY
+    assert _doh(loopback, dialer, "ok.test", TrustStore()).failure is Failure.SSL_UNKNOWN_AUTHORITY
 
 
-def test_an_unanswered_query_is_resent(lab: Lab, dialer: Dialer,
+def test_an_unanswered_query_is_resent(loopback: LoopbackServers, dialer: Dialer,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # A lost datagram on a noisy network must not read as a DNS failure.
     monkeypatch.setattr(probe_dns, "FIRST_RESEND", 0.2)
-    observation = _query(lab, dialer, "lossy.test", timeout=2.0)
+    observation = _query(loopback, dialer, "lossy.test", timeout=2.0)
     assert observation.failure is None
     assert observation.addresses() == (SERVER,)
     assert 0.2 <= observation.t - observation.t0 < 1.0

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 
 import pytest
-from servers import PAGE, SERVER, Lab
+from servers import PAGE, SERVER, LoopbackServers
 
 from probe.model import Failure, HTTPHop, HTTPObservation
 from probe.net import http
@@ -29,20 +29,20 @@ class Names:
         raise CheckError(Failure.DNS_NXDOMAIN, f"{name}: no such name")
 
 
-def _fetch(lab: Lab, dialer: Dialer, trust: TrustStore, path: str, scheme: str = "http",
+def _fetch(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, path: str, scheme: str = "http",
            address: str | None = SERVER, names: Names | None = None,
            timeout: float = 2.0, **options: object) -> HTTPObservation:
-    url = f"{scheme}://good.test:{lab.ports[scheme]}{path}"
+    url = f"{scheme}://good.test:{loopback.ports[scheme]}{path}"
     return asyncio.run(http.fetch(url, "GET", address, dialer, Clock(), timeout, trust,
                                   resolve=names or Names(), **options))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_a_page(lab: Lab, dialer: Dialer, trust: TrustStore, scheme: str) -> None:
+def test_a_page(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, scheme: str) -> None:
     names = Names()
-    observation = _fetch(lab, dialer, trust, "/page", scheme, names=names)
+    observation = _fetch(loopback, dialer, trust, "/page", scheme, names=names)
     assert observation.failure is None
-    assert observation.url == f"{scheme}://good.test:{lab.ports[scheme]}/page"
+    assert observation.url == f"{scheme}://good.test:{loopback.ports[scheme]}/page"
     assert observation.method == "GET" and observation.address == SERVER
     assert observation.status == 200
     assert observation.body_length == len(PAGE) and not observation.body_truncated
@@ -52,9 +52,9 @@ def test_a_page(lab: Lab, dialer: Dialer, trust: TrustStore, scheme: str) -> Non
     assert 0 <= observation.t0 < observation.t
 
 
-def test_addresses_are_scrubbed_except_the_servers(lab: Lab, dialer: Dialer,
+def test_addresses_are_scrubbed_except_the_servers(loopback: LoopbackServers, dialer: Dialer,
                                                    trust: TrustStore) -> None:
-    observation = _fetch(lab, dialer, trust, "/page")
+    observation = _fetch(loopback, dialer, trust, "/page")
     headers = dict(observation.headers)
     # The client's own address (127.0.0.1) and third parties' are gone;
     # the server's, which the check dialled, stays.
@@ -65,71 +65,71 @@ def test_addresses_are_scrubbed_except_the_servers(lab: Lab, dialer: Dialer,
     assert "127.0.0.1" not in repr(observation)
 
 
-def test_a_redirect_is_followed_and_recorded(lab: Lab, dialer: Dialer,
+def test_a_redirect_is_followed_and_recorded(loopback: LoopbackServers, dialer: Dialer,
                                              trust: TrustStore) -> None:
-    observation = _fetch(lab, dialer, trust, "/redirect")
+    observation = _fetch(loopback, dialer, trust, "/redirect")
     assert observation.failure is None and observation.status == 200
     assert observation.redirects == (
-        HTTPHop(f"http://good.test:{lab.ports['http']}/redirect", 302, "/page"),)
+        HTTPHop(f"http://good.test:{loopback.ports['http']}/redirect", 302, "/page"),)
     assert observation.title is not None and observation.title.startswith("Hello")
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_redirect_to_another_host_is_resolved_by_the_caller(
-    lab: Lab, dialer: Dialer, trust: TrustStore, scheme: str
+    loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, scheme: str
 ) -> None:
     names = Names()
-    observation = _fetch(lab, dialer, trust, "/redirect-other", scheme, names=names)
+    observation = _fetch(loopback, dialer, trust, "/redirect-other", scheme, names=names)
     assert observation.failure is None and observation.status == 200
     assert names.asked == ["other.test"]
-    port = lab.ports[scheme]
+    port = loopback.ports[scheme]
     assert observation.redirects == (
         HTTPHop(f"{scheme}://good.test:{port}/redirect-other", 301,
                 f"{scheme}://other.test:{port}/page"),)
 
 
 def test_a_redirect_host_that_does_not_resolve_fails_the_fetch(
-    lab: Lab, dialer: Dialer, trust: TrustStore
+    loopback: LoopbackServers, dialer: Dialer, trust: TrustStore
 ) -> None:
-    observation = _fetch(lab, dialer, trust, "/redirect-nx")
+    observation = _fetch(loopback, dialer, trust, "/redirect-nx")
     assert observation.failure is Failure.DNS_NXDOMAIN
     assert observation.status is None and observation.body_sha256 is None
     assert [hop.status for hop in observation.redirects] == [302]
 
 
-def test_without_an_address_the_host_is_resolved(lab: Lab, dialer: Dialer,
+def test_without_an_address_the_host_is_resolved(loopback: LoopbackServers, dialer: Dialer,
                                                  trust: TrustStore) -> None:
     names = Names()
-    observation = _fetch(lab, dialer, trust, "/page", address=None, names=names)
+    observation = _fetch(loopback, dialer, trust, "/page", address=None, names=names)
     assert observation.failure is Failure.DNS_NXDOMAIN and names.asked == ["good.test"]
     assert observation.address is None
 
 
-def test_too_many_redirects(lab: Lab, dialer: Dialer, trust: TrustStore) -> None:
-    observation = _fetch(lab, dialer, trust, "/loop", max_redirects=3)
+def test_too_many_redirects(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore) -> None:
+    observation = _fetch(loopback, dialer, trust, "/loop", max_redirects=3)
     assert observation.failure is Failure.HTTP_TOO_MANY_REDIRECTS
     assert len(observation.redirects) == 4 and observation.status is None
 
 
-def test_the_body_is_capped(lab: Lab, dialer: Dialer, trust: TrustStore) -> None:
-    observation = _fetch(lab, dialer, trust, "/big", body_cap=1000)
+def test_the_body_is_capped(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore) -> None:
+    observation = _fetch(loopback, dialer, trust, "/big", body_cap=1000)
     assert observation.failure is None and observation.status == 200
     assert observation.body_length == 1000 and observation.body_truncated
     assert observation.body_sha256 == hashlib.sha256(b"x" * 1000).hexdigest()
     assert dict(observation.headers)["content-length"] == "200000"
 
 
-def test_a_download_is_timed_to_its_end(lab: Lab, dialer: Dialer, trust: TrustStore) -> None:
-    observation = _fetch(lab, dialer, trust, "/big", download_time=2.0)
+def test_a_download_is_timed_to_its_end(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore) -> None:
+    observation = _fetch(loopback, dialer, trust, "/big", download_time=2.0)
     transfer = observation.transfer
     assert transfer is not None and transfer.size == 200_000 and not transfer.cut
     assert 0 <= transfer.seconds < 2.0 and not observation.body_truncated
     assert observation.body_length == 200_000
 
 
-def test_a_crawling_download_is_cut_at_the_budget(lab: Lab, dialer: Dialer,
+def test_a_crawling_download_is_cut_at_the_budget(loopback: LoopbackServers, dialer: Dialer,
                                                    trust: TrustStore) -> None:
-    observation = _fetch(lab, dialer, trust, "/trickle", download_time=0.5, timeout=5.0)
+    observation = _fetch(loopback, dialer, trust, "/trickle", download_time=0.5, timeout=5.0)
     transfer = observation.transfer
     assert observation.failure is None and observation.status == 200
     assert transfer is not None and transfer.cut and transfer.seconds == 0.5
@@ -138,9 +138,9 @@ def test_a_crawling_download_is_cut_at_the_budget(lab: Lab, dialer: Dialer,
     assert observation.body_truncated and observation.body_length == transfer.size
 
 
-def test_without_a_download_time_nothing_is_timed(lab: Lab, dialer: Dialer,
+def test_without_a_download_time_nothing_is_timed(loopback: LoopbackServers, dialer: Dialer,
                                                   trust: TrustStore) -> None:
-    assert _fetch(lab, dialer, trust, "/big").transfer is None
+    assert _fetch(loopback, dialer, trust, "/big").transfer is None
 
 
 @pytest.mark.parametrize(
@@ -152,9 +152,9 @@ def test_without_a_download_time_nothing_is_timed(lab: Lab, dialer: Dialer,
         ("not there", "/big", 1000, None),  # cut short: cannot tell
     ],
 )
-def test_body_contains(lab: Lab, dialer: Dialer, trust: TrustStore, needle: str | None,
+def test_body_contains(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, needle: str | None,
                        path: str, cap: int, found: bool | None) -> None:
-    observation = _fetch(lab, dialer, trust, path, body_contains=needle, body_cap=cap)
+    observation = _fetch(loopback, dialer, trust, path, body_contains=needle, body_cap=cap)
     assert observation.body_contains_found is found
 
 
@@ -162,21 +162,21 @@ def test_body_contains(lab: Lab, dialer: Dialer, trust: TrustStore, needle: str 
     ("path", "failure"),
     [("/garbage", Failure.HTTP_INVALID_RESPONSE), ("/close", Failure.EOF)],
 )
-def test_broken_responses(lab: Lab, dialer: Dialer, trust: TrustStore, path: str,
+def test_broken_responses(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, path: str,
                           failure: Failure) -> None:
-    observation = _fetch(lab, dialer, trust, path)
+    observation = _fetch(loopback, dialer, trust, path)
     assert observation.failure is failure
     assert observation.status is None and observation.body_length is None
 
 
-def test_a_silent_server_times_out(lab: Lab, dialer: Dialer, trust: TrustStore) -> None:
-    observation = _fetch(lab, dialer, trust, "/slow", timeout=0.4)
+def test_a_silent_server_times_out(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore) -> None:
+    observation = _fetch(loopback, dialer, trust, "/slow", timeout=0.4)
     assert observation.failure is Failure.GENERIC_TIMEOUT
     assert 0.35 <= observation.t - observation.t0 < 1.5
 
 
-def test_https_verifies_with_the_given_trust(lab: Lab, dialer: Dialer) -> None:
-    observation = _fetch(lab, dialer, TrustStore(), "/page", "https")
+def test_https_verifies_with_the_given_trust(loopback: LoopbackServers, dialer: Dialer) -> None:
+    observation = _fetch(loopback, dialer, TrustStore(), "/page", "https")
     assert observation.failure is Failure.SSL_UNKNOWN_AUTHORITY
 
 
@@ -185,9 +185,9 @@ def test_https_verifies_with_the_given_trust(lab: Lab, dialer: Dialer) -> None:
     [("closed", Failure.CONNECTION_REFUSED), ("reset", Failure.CONNECTION_RESET),
      ("close", Failure.EOF)],
 )
-def test_connection_failures(lab: Lab, dialer: Dialer, trust: TrustStore, port: str,
+def test_connection_failures(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, port: str,
                              failure: Failure) -> None:
-    url = f"http://good.test:{lab.ports[port]}/"
+    url = f"http://good.test:{loopback.ports[port]}/"
     observation = asyncio.run(http.fetch(url, "GET", SERVER, dialer, Clock(), 1.0, trust,
                                          resolve=Names()))
     assert observation.failure is failure and observation.address == SERVER

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 
 import pytest
-from servers import FORGED, SERVER, Lab
+from servers import FORGED, SERVER, LoopbackServers
 
 from probe.model import (
     DNSObservation,
@@ -28,9 +28,9 @@ from probe.resolver import parse_resolver
 
 
 @pytest.fixture
-def settings(lab: Lab) -> CheckSettings:
+def settings(loopback: LoopbackServers) -> CheckSettings:
     return CheckSettings(
-        resolver=parse_resolver(f"udp://{SERVER}:{lab.ports['dns']}"),
+        resolver=parse_resolver(f"udp://{SERVER}:{loopback.ports['dns']}"),
         dns_timeout=0.5, dns_window=0.1, tcp_timeout=0.5, tls_timeout=0.5, http_timeout=2.0,
     )
 
@@ -76,9 +76,9 @@ def test_a_dns_target_asks_its_record_type(settings: CheckSettings, dialer: Dial
 
 
 def test_tcp_connects_to_every_address_in_family_order(
-    lab: Lab, settings: CheckSettings, dialer: Dialer, trust: TrustStore
+    loopback: LoopbackServers, settings: CheckSettings, dialer: Dialer, trust: TrustStore
 ) -> None:
-    target = _target(TargetKind.TCP, "dual.test", port=lab.ports["hold"])
+    target = _target(TargetKind.TCP, "dual.test", port=loopback.ports["hold"])
     assert _shape(_measure(settings, dialer, trust, target)) == [
         ("dns", "dual.test", "A", "ok"),
         ("dns", "dual.test", "AAAA", "ok"),
@@ -87,16 +87,16 @@ def test_tcp_connects_to_every_address_in_family_order(
     ]
 
 
-def test_max_addresses_caps_the_connects(lab: Lab, settings: CheckSettings, dialer: Dialer,
+def test_max_addresses_caps_the_connects(loopback: LoopbackServers, settings: CheckSettings, dialer: Dialer,
                                          trust: TrustStore) -> None:
-    target = _target(TargetKind.TCP, "dual.test", port=lab.ports["hold"])
+    target = _target(TargetKind.TCP, "dual.test", port=loopback.ports["hold"])
     capped = dataclasses.replace(settings, max_addresses=1)
     assert [o.kind for o in _measure(capped, dialer, trust, target)] == ["dns", "dns", "tcp"]
 
 
-def test_a_name_without_aaaa_still_connects(lab: Lab, settings: CheckSettings,
+def test_a_name_without_aaaa_still_connects(loopback: LoopbackServers, settings: CheckSettings,
                                             dialer: Dialer, trust: TrustStore) -> None:
-    target = _target(TargetKind.TCP, "ok.test", port=lab.ports["hold"])
+    target = _target(TargetKind.TCP, "ok.test", port=loopback.ports["hold"])
     assert _shape(_measure(settings, dialer, trust, target)) == [
         ("dns", "ok.test", "A", "ok"),
         ("dns", "ok.test", "AAAA", "dns_no_answer"),
@@ -108,9 +108,9 @@ def test_a_name_without_aaaa_still_connects(lab: Lab, settings: CheckSettings,
     ("host", "failure"),
     [("nx.test", "dns_nxdomain_error"), ("silent.test", "generic_timeout_error")],
 )
-def test_a_failed_lookup_stops_the_plan(lab: Lab, settings: CheckSettings, dialer: Dialer,
+def test_a_failed_lookup_stops_the_plan(loopback: LoopbackServers, settings: CheckSettings, dialer: Dialer,
                                         trust: TrustStore, host: str, failure: str) -> None:
-    for kind, port in ((TargetKind.TCP, lab.ports["hold"]), (TargetKind.TLS, None),
+    for kind, port in ((TargetKind.TCP, loopback.ports["hold"]), (TargetKind.TLS, None),
                        (TargetKind.HTTP, None)):
         target = _target(kind, host, port=port)
         # AAAA is not asked either: it would only repeat the failure.
@@ -118,16 +118,16 @@ def test_a_failed_lookup_stops_the_plan(lab: Lab, settings: CheckSettings, diale
             ("dns", host, "A", failure)]
 
 
-def test_an_ip_literal_skips_dns(lab: Lab, settings: CheckSettings, dialer: Dialer,
+def test_an_ip_literal_skips_dns(loopback: LoopbackServers, settings: CheckSettings, dialer: Dialer,
                                  trust: TrustStore) -> None:
-    target = _target(TargetKind.TCP, SERVER, port=lab.ports["closed"])
+    target = _target(TargetKind.TCP, SERVER, port=loopback.ports["closed"])
     assert _shape(_measure(settings, dialer, trust, target)) == [
         ("tcp", SERVER, "connection_refused")]
 
 
-def test_tls_records_the_connect_and_the_handshake(lab: Lab, settings: CheckSettings,
+def test_tls_records_the_connect_and_the_handshake(loopback: LoopbackServers, settings: CheckSettings,
                                                    dialer: Dialer, trust: TrustStore) -> None:
-    target = _target(TargetKind.TLS, "good.test", port=lab.ports["tls-good"],
+    target = _target(TargetKind.TLS, "good.test", port=loopback.ports["tls-good"],
                      alpn=("h2",))
     observations = _measure(settings, dialer, trust, target)
     assert _shape(observations) == [
@@ -142,25 +142,25 @@ def test_tls_records_the_connect_and_the_handshake(lab: Lab, settings: CheckSett
     assert [o.t0 for o in observations] == sorted(o.t0 for o in observations)
 
 
-def test_tls_uses_the_targets_sni(lab: Lab, settings: CheckSettings, dialer: Dialer,
+def test_tls_uses_the_targets_sni(loopback: LoopbackServers, settings: CheckSettings, dialer: Dialer,
                                   trust: TrustStore) -> None:
-    target = _target(TargetKind.TLS, SERVER, port=lab.ports["tls-good"], sni="blocked.test")
+    target = _target(TargetKind.TLS, SERVER, port=loopback.ports["tls-good"], sni="blocked.test")
     observations = _measure(settings, dialer, trust, target)
     assert _shape(observations) == [("tcp", SERVER, "ok"),
                                     ("tls", SERVER, "ssl_invalid_hostname")]
 
 
-def test_tls_timeout_after_a_good_connect(lab: Lab, settings: CheckSettings, dialer: Dialer,
+def test_tls_timeout_after_a_good_connect(loopback: LoopbackServers, settings: CheckSettings, dialer: Dialer,
                                           trust: TrustStore) -> None:
-    target = _target(TargetKind.TLS, SERVER, port=lab.ports["hold"])
+    target = _target(TargetKind.TLS, SERVER, port=loopback.ports["hold"])
     assert _shape(_measure(settings, dialer, trust, target)) == [
         ("tcp", SERVER, "ok"), ("tls", SERVER, "generic_timeout_error")]
 
 
 def test_http_follows_a_redirect_and_records_its_lookups(
-    lab: Lab, settings: CheckSettings, dialer: Dialer, trust: TrustStore
+    loopback: LoopbackServers, settings: CheckSettings, dialer: Dialer, trust: TrustStore
 ) -> None:
-    url = f"http://good.test:{lab.ports['http']}/redirect-other"
+    url = f"http://good.test:{loopback.ports['http']}/redirect-other"
     target = _target(TargetKind.HTTP, "good.test", url=url,
                      expect=Expectations(body_contains="your address"))
     observations = _measure(settings, dialer, trust, target)
@@ -178,9 +178,9 @@ def test_http_follows_a_redirect_and_records_its_lookups(
 
 
 def test_a_redirect_host_failing_to_resolve_fails_the_fetch(
-    lab: Lab, settings: CheckSettings, dialer: Dialer, trust: TrustStore
+    loopback: LoopbackServers, settings: CheckSettings, dialer: Dialer, trust: TrustStore
 ) -> None:
-    url = f"https://good.test:{lab.ports['https']}/redirect-nx"
+    url = f"https://good.test:{loopback.ports['https']}/redirect-nx"
     target = _target(TargetKind.HTTPS, "good.test", url=url)
     assert _shape(_measure(settings, dialer, trust, target))[-2:] == [
         ("dns", "nx.test", "A", "dns_nxdomain_error"),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from servers import SERVER, Certs, Lab
+from servers import SERVER, Certs, LoopbackServers
 
 from probe.errors import InputError
 from probe.model import Failure, TCPObservation, TLSObservation
@@ -20,15 +20,15 @@ from probe.net.dialer import Dialer
 from probe.net.trust import TrustStore
 
 
-def _handshake(lab: Lab, dialer: Dialer, trust: TrustStore, server: str,
+def _handshake(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, server: str,
                sni: str = "good.test", alpn: Sequence[str] = (),
                timeout: float = 1.0) -> tuple[TCPObservation, TLSObservation]:
     return asyncio.run(tls.connect_and_handshake(
-        SERVER, lab.ports[server], sni, alpn, dialer, Clock(), timeout, trust))
+        SERVER, loopback.ports[server], sni, alpn, dialer, Clock(), timeout, trust))
 
 
-def test_a_good_handshake(lab: Lab, dialer: Dialer, trust: TrustStore, certs: Certs) -> None:
-    connect, observation = _handshake(lab, dialer, trust, "tls-good",
+def test_a_good_handshake(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, certs: Certs) -> None:
+    connect, observation = _handshake(loopback, dialer, trust, "tls-good",
                                       alpn=("h2", "http/1.1"))
     assert connect.failure is None and connect.t <= observation.t
     assert observation.failure is None and observation.verified
@@ -37,7 +37,7 @@ def test_a_good_handshake(lab: Lab, dialer: Dialer, trust: TrustStore, certs: Ce
     assert observation.alpn == "h2"
     assert observation.alpn_offered == ("h2", "http/1.1")
     assert (observation.address, observation.port, observation.sni) == (
-        SERVER, lab.ports["tls-good"], "good.test")
+        SERVER, loopback.ports["tls-good"], "good.test")
     (leaf,) = observation.certificates
     assert leaf.sha256 == hashlib.sha256(certs.good_der).hexdigest()
     assert leaf.subject == "CN=good.test" and leaf.issuer == "CN=Probe Test CA"
@@ -58,24 +58,24 @@ def test_a_good_handshake(lab: Lab, dialer: Dialer, trust: TrustStore, certs: Ce
     ],
 )
 def test_verification_failures_keep_the_presented_certificate(
-    lab: Lab, dialer: Dialer, trust: TrustStore, server: str, sni: str, failure: Failure,
+    loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, server: str, sni: str, failure: Failure,
     subject: str, issuer: str,
 ) -> None:
-    connect, observation = _handshake(lab, dialer, trust, server, sni=sni)
+    connect, observation = _handshake(loopback, dialer, trust, server, sni=sni)
     assert connect.failure is None
     assert observation.failure is failure and not observation.verified
     (leaf,) = observation.certificates
     assert (leaf.subject, leaf.issuer) == (subject, issuer)
 
 
-def test_the_system_store_does_not_know_the_test_ca(lab: Lab, dialer: Dialer) -> None:
-    _, observation = _handshake(lab, dialer, TrustStore(), "tls-good")
+def test_the_system_store_does_not_know_the_test_ca(loopback: LoopbackServers, dialer: Dialer) -> None:
+    _, observation = _handshake(loopback, dialer, TrustStore(), "tls-good")
     assert observation.failure is Failure.SSL_UNKNOWN_AUTHORITY
     assert len(observation.certificates) == 1
 
 
 def test_without_the_chain_a_second_unverified_handshake_gets_it(
-    lab: Lab, dialer: Dialer, trust: TrustStore, monkeypatch: pytest.MonkeyPatch
+    loopback: LoopbackServers, dialer: Dialer, trust: TrustStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As on OpenSSL 1.1.1, which forgets the chain of a failed verification.
     real = tls._presented_chain
@@ -86,7 +86,7 @@ def test_without_the_chain_a_second_unverified_handshake_gets_it(
         return [] if len(calls) == 1 else real(sslobj)  # type: ignore[arg-type]
 
     monkeypatch.setattr(tls, "_presented_chain", forgetful)
-    _, observation = _handshake(lab, dialer, trust, "tls-self")
+    _, observation = _handshake(loopback, dialer, trust, "tls-self")
     assert observation.failure is Failure.SSL_UNKNOWN_AUTHORITY
     assert len(calls) == 2
     assert [c.subject for c in observation.certificates] == ["CN=good.test"]
@@ -101,17 +101,17 @@ def test_without_the_chain_a_second_unverified_handshake_gets_it(
         ("not-tls", Failure.SSL_FAILED_HANDSHAKE),
     ],
 )
-def test_handshake_failures_after_a_good_connect(lab: Lab, dialer: Dialer, trust: TrustStore,
+def test_handshake_failures_after_a_good_connect(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore,
                                                  server: str, failure: Failure) -> None:
-    connect, observation = _handshake(lab, dialer, trust, server, timeout=0.4)
+    connect, observation = _handshake(loopback, dialer, trust, server, timeout=0.4)
     assert connect.failure is None
     assert observation.failure is failure
     assert observation.version is None and observation.certificates == ()
     assert not observation.verified
 
 
-def test_the_handshake_timeout_is_bounded(lab: Lab, dialer: Dialer, trust: TrustStore) -> None:
-    _, observation = _handshake(lab, dialer, trust, "hold", timeout=0.3)
+def test_the_handshake_timeout_is_bounded(loopback: LoopbackServers, dialer: Dialer, trust: TrustStore) -> None:
+    _, observation = _handshake(loopback, dialer, trust, "hold", timeout=0.3)
     assert 0.25 <= observation.t - observation.t0 < 1.0
 
 
@@ -119,10 +119,10 @@ def test_the_handshake_timeout_is_bounded(lab: Lab, dialer: Dialer, trust: Trust
     ("server", "failure"),
     [("closed", Failure.CONNECTION_REFUSED), ("backlog", Failure.GENERIC_TIMEOUT)],
 )
-def test_connect_failures_are_the_handshakes_failure(lab: Lab, dialer: Dialer,
+def test_connect_failures_are_the_handshakes_failure(loopback: LoopbackServers, dialer: Dialer,
                                                      trust: TrustStore, server: str,
                                                      failure: Failure) -> None:
-    connect, observation = _handshake(lab, dialer, trust, server, timeout=0.3)
+    connect, observation = _handshake(loopback, dialer, trust, server, timeout=0.3)
     assert connect.failure is failure and observation.failure is failure
     assert (connect.t0, connect.t) == (observation.t0, observation.t)
     assert observation.certificates == () and not observation.verified

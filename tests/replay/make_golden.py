@@ -58,7 +58,7 @@ from pcap_golden import (
     verdicts_of,
 )
 from pcap_scenarios import CENSORED_VERDICTS, censored
-from servers import Lab, make_certs
+from servers import LoopbackServers, make_certs
 from test_cli import write_list
 
 from probe.capture import capture, keylog_path
@@ -121,7 +121,7 @@ def make_loopback() -> None:
     scratch = out / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     certs = make_certs(scratch)
-    lab = Lab(certs).start()
+    lab = LoopbackServers(certs).start()
     try:
         testlist = write_list(out / "loopback.yaml", lab)
         pcap = out / "loopback.pcapng"
