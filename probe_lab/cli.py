@@ -19,6 +19,7 @@ from pathlib import Path
 from probe import ui
 from probe_lab import addressing, requirements
 from probe_lab.runner import (
+    FeatureCheck,
     ListRun,
     ProbeSettings,
     lab_up,
@@ -56,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
     actions = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
 
     listing = actions.add_parser("list", help="show the shipped scenarios")
+    listing.add_argument("--json", action="store_true", help="one JSON object per scenario on stdout")
     listing.set_defaults(handler=cmd_list)
 
     run = actions.add_parser(
@@ -71,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
                      help="also write a pcap of the client's interface per list: DIR/SCENARIO-LIST.pcap")
     run.add_argument("--output-dir", type=Path, metavar="DIR",
                      help="keep the signed reports here (default: removed with the lab)")
+    run.add_argument("--json", action="store_true",
+                     help="one JSON object per list on stdout: every feature's verdict beside the expected one")
     run.set_defaults(handler=cmd_run)
 
     up = actions.add_parser("up", help="build a scenario's lab and leave it running")
@@ -78,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
     up.set_defaults(handler=cmd_up)
 
     down = actions.add_parser("down", help="remove every lab on this machine")
+    down.add_argument("--json", action="store_true", help="the removed labs as JSON on stdout")
     down.set_defaults(handler=cmd_down)
 
     doctor = actions.add_parser(
@@ -94,6 +99,10 @@ def parser() -> argparse.ArgumentParser:
 def cmd_list(args: argparse.Namespace) -> int:
     for path in shipped_scenarios():
         scenario = load_scenario(path)
+        if args.json:
+            ui.plain(json.dumps({"name": scenario.name, "description": " ".join(scenario.description.split()),
+                                 "lists": sorted(scenario.expect)}, ensure_ascii=False))
+            continue
         lists = ", ".join(sorted(scenario.expect)) or "no expectations"
         ui.plain(f"{scenario.name:<14} {_first_sentence(scenario.description)} [{lists}]")
     return EXIT_OK
@@ -110,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         lists,
         ProbeSettings(output_dir=args.output_dir),
         capture_dir=args.capture,
-        on_run=lambda run: _show(run, kept=args.output_dir is not None),
+        on_run=_show_json if args.json else lambda run: _show(run, kept=args.output_dir is not None),
     )
     return EXIT_OK if all(run.ok for run in runs) else EXIT_DIFFERS
 
@@ -135,7 +144,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     removed = destroy_all()
-    ui.plain(f"removed {', '.join(removed)}" if removed else "no lab to remove")
+    if args.json:
+        ui.plain(json.dumps({"removed": list(removed)}))
+    else:
+        ui.plain(f"removed {', '.join(removed)}" if removed else "no lab to remove")
     return EXIT_OK
 
 
@@ -194,6 +206,20 @@ def _show(run: ListRun, kept: bool) -> None:
     judged = sum(check.expected is not None for check in run.checks)
     verdict = "as expected" if run.ok else "NOT as expected"
     ui.plain(f"{run.scenario} x {run.testlist}: {judged}/{len(run.checks)} features checked, {verdict}")
+
+
+def _show_json(run: ListRun) -> None:
+    def expected(check: FeatureCheck) -> dict[str, str] | None:
+        e = check.expected
+        return None if e is None else {"verdict": e.verdict, "method": e.method}
+
+    ui.plain(json.dumps({
+        "scenario": run.scenario, "list": run.testlist, "ok": run.ok,
+        "features": [{"feature": c.feature, "verdict": c.verdict, "method": c.method,
+                      "expected": expected(c), "ok": c.ok} for c in run.checks],
+        "missing": list(run.missing),
+        "capture": None if run.capture is None else str(run.capture),
+    }, ensure_ascii=False))
 
 
 def _first_sentence(text: str) -> str:

@@ -33,6 +33,13 @@ def test_list_shows_every_shipped_scenario(capsys: pytest.CaptureFixture[str]) -
     assert all(line.endswith("[facebook, own-vpn, vpn, whatsapp]") for line in lines)
 
 
+def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lab("list", "--json") == 0
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["name"] for e in entries] == [p.stem for p in shipped_scenarios()]
+    assert all(e["lists"] == ["facebook", "own-vpn", "vpn", "whatsapp"] and e["description"] for e in entries)
+
+
 def test_an_unknown_scenario_is_an_input_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert lab("run", "no-such-scenario") == 2
     err = capsys.readouterr().err
@@ -47,6 +54,17 @@ def test_without_root_the_lab_says_so_in_one_line(
         assert lab(*argv) == 2
         err = capsys.readouterr().err
         assert "needs root" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.usefixtures("lab_host")
+@pytest.mark.timeout(180)
+def test_run_json_puts_each_verdict_beside_the_expected_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert lab("run", "dns-nxdomain", WHATSAPP, "--json") == 0
+    (result,) = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert result["scenario"] == "dns-nxdomain" and result["list"] == "whatsapp" and result["ok"]
+    assert result["features"] and all(
+        f["ok"] and f["expected"] == {"verdict": f["verdict"], "method": f["method"]} for f in result["features"]
+    )
 
 
 @pytest.mark.usefixtures("lab_host")
