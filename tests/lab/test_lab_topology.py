@@ -173,6 +173,6 @@ def test_bad_prefixes_are_refused() -> None:
 
 def test_a_process_in_a_namespace_runs_this_code() -> None:
     # child_env puts this tree first, so `python -m probe_lab...` in a lab is the code under test.
-    root = str(Path(topology.__file__).resolve().parents[2])
+    root = str(Path(topology.__file__).resolve().parents[1])
     assert topology.child_env()["PYTHONPATH"].split(":")[0] == root
     assert topology.child_env(EXTRA="1")["EXTRA"] == "1"

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from probe.errors import InputError
 from probe_lab import addressing
 from probe_lab.servers.dns import answer
 from probe_lab.zone import Answer, Zone, ZoneEntry
@@ -99,5 +100,5 @@ def test_the_address_plan_keeps_the_spare_range_free() -> None:
     assert all(10 <= h < 200 and h != 53 for h in hosts)
     v4, v6 = plan["e1.whatsapp.net"]
     assert v6 == "2001:db8:5::" + v4.rsplit(".", 1)[1]  # the same digits in both families
-    with pytest.raises(ValueError, match="addresses for"):
+    with pytest.raises(InputError, match="addresses for"):
         addressing.address_plan(f"n{i}.test" for i in range(500))
